@@ -42,7 +42,7 @@ $(BUILD)/.cflags: FORCE
 
 $(BUILD)/%.o: %.c $(BUILD)/.cflags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+	$(if $(V),,@echo "  CC      $<";)$(CC) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
 include lib/build.mk
 include $(filter-out lib/build.mk,$(sort $(wildcard */build.mk tests/*/build.mk)))

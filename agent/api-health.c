@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /v1/health: each check is ok, degraded or failing; the worst one decides the status.
+ * 200 when ok or degraded (the agent can serve), 503 when failing. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "api.h"
+#include "host-info.h"
+#include "json-util.h"
+#include "str-util.h"
+
+typedef enum { CHECK_OK, CHECK_DEGRADED, CHECK_FAILING } CheckStatus;
+static const char *const check_status_names[] = { "ok", "degraded", "failing" };
+
+static CheckStatus add_check(json_object *checks, const char *name, CheckStatus st, const char *detail) {
+        json_object *c = json_object_new_object();
+        if (c && json_object_array_add(checks, c) == 0) {
+                json_add_string(c, "name", name);
+                json_add_string(c, "status", check_status_names[st]);
+                json_add_string(c, "detail", detail);
+        } else
+                json_object_put(c);
+        return st;
+}
+
+static CheckStatus check_inventory(Manager *m, json_object *checks) {
+        char detail[512];
+        int r = store_check_writable(m->store);
+        if (r < 0) {
+                snprintf(detail, sizeof detail, "%s is not writable: %s", store_path(m->store), strerror(-r));
+                return add_check(checks, "inventory", CHECK_FAILING, detail);
+        }
+        snprintf(detail, sizeof detail, "%s writable", store_path(m->store));
+        return add_check(checks, "inventory", CHECK_OK, detail);
+}
+
+static CheckStatus check_kvm(json_object *checks) {
+        char detail[256];
+        int r = host_kvm_probe(detail, sizeof detail);
+        return add_check(checks, "kvm_device", r < 0 ? CHECK_FAILING : CHECK_OK, detail);
+}
+
+static CheckStatus check_space(Manager *m, json_object *checks) {
+        struct statvfs sv;
+        char detail[512], a[32], b[32];
+        if (statvfs(m->config->state_dir, &sv) < 0) {
+                snprintf(detail, sizeof detail, "statvfs %s: %s", m->config->state_dir, strerror(errno));
+                return add_check(checks, "state_dir_space", CHECK_FAILING, detail);
+        }
+        uint64_t avail = (uint64_t) sv.f_bavail * sv.f_frsize;
+        format_size(a, sizeof a, avail);
+        format_size(b, sizeof b, m->config->min_free_space);
+        snprintf(detail, sizeof detail, "%s free in %s (threshold %s)", a, m->config->state_dir, b);
+        if (avail < (16ULL << 20))
+                return add_check(checks, "state_dir_space", CHECK_FAILING, detail);
+        return add_check(checks, "state_dir_space", avail < m->config->min_free_space ? CHECK_DEGRADED : CHECK_OK, detail);
+}
+
+static bool report_bool(json_object *o, const char *key, bool *ret) {
+        json_object *v;
+        if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+                return false;
+        *ret = json_object_get_boolean(v);
+        return true;
+}
+
+/* Diverging CPUs make the host unschedulable (failing); parameters not in effect or no report
+ * at all leave it usable but not as the operator asked (degraded). */
+static CheckStatus check_kvm_setup(Manager *m, json_object *checks) {
+        _cleanup_json_ json_object *latest = NULL;
+        json_object *report = NULL, *cons = NULL;
+        char detail[512];
+        bool consistent, in_effect;
+        int r = store_kvm_setup_latest(m->store, &latest);
+
+        if (r == -ENOENT) {
+                snprintf(detail, sizeof detail, "no kvm setup report ingested (expected at %s; run kvmfleet-load)",
+                         m->config->kvm_setup_report);
+                return add_check(checks, "kvm_setup", CHECK_DEGRADED, detail);
+        }
+        if (r < 0) {
+                snprintf(detail, sizeof detail, "reading the setup report from the inventory: %s", strerror(-r));
+                return add_check(checks, "kvm_setup", CHECK_FAILING, detail);
+        }
+        json_object_object_get_ex(latest, "report", &report);
+        if (report)
+                json_object_object_get_ex(report, "consistency", &cons);
+        if (report_bool(cons, "consistent", &consistent) && !consistent)
+                return add_check(checks, "kvm_setup", CHECK_FAILING,
+                                 "CPUs disagree on virtualization features: host is unschedulable (see GET /v1/host/kvm)");
+        if (report_bool(report, "params_in_effect", &in_effect) && !in_effect)
+                return add_check(checks, "kvm_setup", CHECK_DEGRADED,
+                                 "desired KVM module parameters are not in effect (see GET /v1/host/kvm)");
+        bool ok;
+        if (report_bool(report, "ok", &ok) && !ok)
+                return add_check(checks, "kvm_setup", CHECK_DEGRADED, "kvmfleet-load reported a problem (see GET /v1/host/kvm)");
+        return add_check(checks, "kvm_setup", CHECK_OK, "CPUs consistent, desired parameters in effect");
+}
+
+int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        json_object *checks = json_object_new_array();
+        CheckStatus worst = CHECK_OK, st;
+
+        if (!o || !checks || json_add(o, "checks", checks) < 0)
+                return -ENOMEM;
+        st = check_inventory(m, checks);
+        worst = MAX(worst, st);
+        st = check_kvm(checks);
+        worst = MAX(worst, st);
+        st = check_space(m, checks);
+        worst = MAX(worst, st);
+        st = check_kvm_setup(m, checks);
+        worst = MAX(worst, st);
+        json_add_string(o, "status", check_status_names[worst]);
+        return http_reply_json(resp, worst == CHECK_FAILING ? 503 : 200, TAKE_PTR(o));
+}

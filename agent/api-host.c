@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /v1/host, GET /v1/host/kvm */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "api.h"
+#include "host-info.h"
+#include "json-util.h"
+
+int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
+        json_object *o = NULL;
+        int r = host_info_build(&o);
+        if (r < 0)
+                return r;
+        json_add_string(o, "agent_version", KVMFLEET_VERSION);
+        return http_reply_json(resp, 200, o);
+}
+
+int api_host_kvm_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        json_object *setup = NULL, *mods = NULL;
+        int r;
+
+        if (!o)
+                return -ENOMEM;
+        json_add_string(o, "report_path", m->config->kvm_setup_report);
+        r = store_kvm_setup_latest(m->store, &setup);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        json_add(o, "setup", setup); /* null when kvmfleet-load has not written a report */
+        r = host_kvm_modules("", &mods);
+        if (r < 0)
+                return r;
+        json_add(o, "modules", mods);
+
+        _cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+        int nested = fd >= 0 ? ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NESTED_STATE) : 0;
+        json_add_int(o, "nested_state_max_size", nested < 0 ? 0 : nested);
+        return http_reply_json(resp, 200, TAKE_PTR(o));
+}

@@ -1,0 +1,22 @@
+AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema.o
+AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0)
+# Objects the agent takes from other components (the VM spec, the VMM control client).
+AGENT_EXTRA_OBJS :=
+
+BINARIES += $(BUILD)/kvmfleetd
+
+$(BUILD)/gen/schema.c: $(sort $(wildcard schema/*.sql)) schema/gen-schema.sh
+	@mkdir -p $(dir $@)
+	schema/gen-schema.sh $@ $(sort $(wildcard schema/*.sql))
+
+$(BUILD)/gen/schema.o: $(BUILD)/gen/schema.c $(BUILD)/.cflags
+	$(CC) $(CFLAGS_ALL) -Iagent -c -o $@ $<
+
+$(BUILD)/kvmfleetd: $(BUILD)/agent/main.o $(AGENT_OBJS) $(AGENT_EXTRA_OBJS) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LIB_A) $(AGENT_LIBS)
+
+UNIT_TESTS += $(BUILD)/tests/test-store $(BUILD)/tests/test-agent-config
+$(BUILD)/tests/test-store: $(BUILD)/agent/store.o $(BUILD)/gen/schema.o
+EXTRA_LIBS_store := $(call pkg_libs,sqlite3)
+$(BUILD)/tests/test-agent-config: $(BUILD)/agent/config.o

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "time-util.h"
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        pthread_mutex_t lock;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
+#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+
+/* SQLite result codes to -errno, keeping the distinctions callers act on. */
+static int sqlite_to_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+        case SQLITE_NOMEM: return -ENOMEM;
+        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
+        case SQLITE_FULL: return -ENOSPC;
+        case SQLITE_CANTOPEN: return -ENOENT;
+        case SQLITE_CONSTRAINT: return -EEXIST;
+        case SQLITE_NOTADB: case SQLITE_CORRUPT: return -EBADMSG;
+        case SQLITE_IOERR: return -EIO;
+        default: return -EIO;
+        }
+}
+
+static int exec_sql(sqlite3 *db, const char *sql) {
+        return sqlite_to_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+static int get_user_version(sqlite3 *db, unsigned *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return sqlite_to_errno(rc);
+        *ret = (unsigned) sqlite3_column_int(st, 0);
+        return 0;
+}
+
+unsigned store_latest_version(void) {
+        return schema_migrations_count ? schema_migrations[schema_migrations_count - 1].version : 0;
+}
+
+int store_file_version(const char *path, unsigned *ret) {
+        sqlite3 *db = NULL;
+        int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+        int r = rc == SQLITE_OK ? get_user_version(db, ret) : sqlite_to_errno(rc);
+        sqlite3_close(db);
+        return r;
+}
+
+/* Each migration runs in its own transaction together with the user_version bump, so a crash
+ * leaves the file at the previous version or the next, never between. */
+static int migrate(sqlite3 *db, const SchemaMigration *m, unsigned n) {
+        unsigned current, latest = n ? m[n - 1].version : 0;
+        int r = get_user_version(db, &current);
+        if (r < 0)
+                return r;
+        if (current > latest)
+                return -EPROTONOSUPPORT;
+        for (unsigned i = 0; i < n; i++) {
+                char bump[64];
+                if (m[i].version <= current)
+                        continue;
+                r = exec_sql(db, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        return r;
+                snprintf(bump, sizeof bump, "PRAGMA user_version = %u", m[i].version);
+                r = exec_sql(db, m[i].sql);
+                if (r >= 0)
+                        r = exec_sql(db, bump);
+                if (r < 0) {
+                        exec_sql(db, "ROLLBACK");
+                        return r;
+                }
+                r = exec_sql(db, "COMMIT");
+                if (r < 0) {
+                        exec_sql(db, "ROLLBACK");
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int store_open_with(const char *path, const SchemaMigration *migrations, unsigned n, Store **ret) {
+        _cleanup_(store_freep) Store *s = calloc(1, sizeof *s);
+        int rc, r;
+
+        if (!s)
+                return -ENOMEM;
+        pthread_mutex_init(&s->lock, NULL);
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+        rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+        if (rc != SQLITE_OK)
+                return sqlite_to_errno(rc);
+        sqlite3_extended_result_codes(s->db, 1);
+        sqlite3_busy_timeout(s->db, 5000);
+        r = exec_sql(s->db, "PRAGMA journal_mode = WAL");
+        if (r < 0)
+                return r;
+        r = exec_sql(s->db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;");
+        if (r < 0)
+                return r;
+        r = migrate(s->db, migrations, n);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int store_open(const char *path, Store **ret) {
+        return store_open_with(path, schema_migrations, schema_migrations_count, ret);
+}
+
+Store *store_free(Store *s) {
+        if (!s)
+                return NULL;
+        if (s->db)
+                sqlite3_close_v2(s->db);
+        pthread_mutex_destroy(&s->lock);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+const char *store_path(Store *s) {
+        return s->path;
+}
+
+int store_version(Store *s, unsigned *ret) {
+        pthread_mutex_lock(&s->lock);
+        int r = get_user_version(s->db, ret);
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int store_check_writable(Store *s) {
+        pthread_mutex_lock(&s->lock);
+        int r = exec_sql(s->db, "BEGIN IMMEDIATE");
+        if (r >= 0) {
+                /* A real write, rolled back: catches read-only files and full disks in the WAL. */
+                r = exec_sql(s->db, "INSERT INTO events(time, actor, object, action, result) "
+                                    "VALUES ('', 'health', 'inventory', 'probe', 'ok')");
+                exec_sql(s->db, "ROLLBACK");
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+static void now_text(char buf[32]) {
+        format_rfc3339(buf, 32, now_realtime_usec());
+}
+
+int store_host_touch(Store *s, const char *hostname, const char *machine_id, const char *agent_version) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char now[32];
+        int rc;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO host(id, hostname, machine_id, first_seen, last_start, agent_version) "
+                                "VALUES (1, ?1, ?2, ?3, ?3, ?4) ON CONFLICT(id) DO UPDATE SET hostname = ?1, "
+                                "machine_id = ?2, last_start = ?3, agent_version = ?4",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, hostname, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, machine_id, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 4, agent_version, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return sqlite_to_errno(rc);
+}
+
+int store_event_append(Store *s, const char *actor, const char *object, const char *action, const char *result,
+                       json_object *detail, int64_t *ret_id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char now[32];
+        int rc;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO events(time, actor, object, action, result, detail) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, object, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 4, action, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 5, result, -1, SQLITE_TRANSIENT);
+                if (detail)
+                        sqlite3_bind_text(st, 6, json_to_string(detail), -1, SQLITE_TRANSIENT);
+                else
+                        sqlite3_bind_null(st, 6);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE && ret_id)
+                        *ret_id = sqlite3_last_insert_rowid(s->db);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return sqlite_to_errno(rc);
+}
+
+static json_object *column_json(sqlite3_stmt *st, int col) {
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                return NULL;
+        return json_tokener_parse((const char *) sqlite3_column_text(st, col));
+}
+
+int store_events_list(Store *s, int64_t after, unsigned limit, const char *object, json_object **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *arr = json_object_new_array();
+        int rc, r = 0;
+
+        if (!arr)
+                return -ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, time, actor, object, action, result, detail FROM events "
+                                "WHERE id > ?1 AND (?3 IS NULL OR object = ?3) ORDER BY id LIMIT ?2",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_int64(st, 1, after);
+                sqlite3_bind_int64(st, 2, limit);
+                if (object)
+                        sqlite3_bind_text(st, 3, object, -1, SQLITE_TRANSIENT);
+                else
+                        sqlite3_bind_null(st, 3);
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        json_object *e = json_object_new_object();
+                        if (!e || json_object_array_add(arr, e) < 0) {
+                                json_object_put(e);
+                                r = -ENOMEM;
+                                break;
+                        }
+                        static const char *const cols[] = { NULL, "time", "actor", "object", "action", "result" };
+                        r = json_add_int(e, "id", sqlite3_column_int64(st, 0));
+                        for (int c = 1; r >= 0 && c <= 5; c++)
+                                r = json_add_string(e, cols[c], (const char *) sqlite3_column_text(st, c));
+                        if (r >= 0)
+                                r = json_add(e, "detail", column_json(st, 6));
+                        if (r < 0)
+                                break;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = TAKE_PTR(arr);
+        return 0;
+}
+
+static int json_bool_field(json_object *o, const char *key) {
+        json_object *v;
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean))
+                return -1;
+        return json_object_get_boolean(v);
+}
+
+int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *report = NULL;
+        json_object *cons = NULL, *gen = NULL;
+        char now[32];
+        int rc;
+
+        if (json_parse(report_json, strlen(report_json), 64, &report, NULL) < 0 ||
+            !json_object_is_type(report, json_type_object))
+                return -EBADMSG;
+        json_object_object_get_ex(report, "consistency", &cons);
+        json_object_object_get_ex(report, "generated_at", &gen);
+        int ok = json_bool_field(report, "ok");
+        int consistent = cons ? json_bool_field(cons, "consistent") : -1;
+        int in_effect = json_bool_field(report, "params_in_effect");
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO kvm_setup(ingested_at, generated_at, ok, consistent, params_in_effect, report) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
+                if (json_object_is_type(gen, json_type_string))
+                        sqlite3_bind_text(st, 2, json_object_get_string(gen), -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int(st, 3, ok == 1);
+                if (consistent >= 0)
+                        sqlite3_bind_int(st, 4, consistent);
+                if (in_effect >= 0)
+                        sqlite3_bind_int(st, 5, in_effect);
+                sqlite3_bind_text(st, 6, json_to_string(report), -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_DONE && ret_id)
+                        *ret_id = sqlite3_last_insert_rowid(s->db);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return sqlite_to_errno(rc);
+}
+
+int store_kvm_setup_latest(Store *s, json_object **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *o = NULL;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT id, ingested_at, report FROM kvm_setup ORDER BY id DESC LIMIT 1", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        o = json_object_new_object();
+                        if (!o)
+                                r = -ENOMEM;
+                        if (r >= 0)
+                                r = json_add_int(o, "id", sqlite3_column_int64(st, 0));
+                        if (r >= 0)
+                                r = json_add_string(o, "ingested_at", (const char *) sqlite3_column_text(st, 1));
+                        if (r >= 0)
+                                r = json_add(o, "report", column_json(st, 2));
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return sqlite_to_errno(rc);
+        *ret = TAKE_PTR(o);
+        return 0;
+}

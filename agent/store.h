@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "macro.h"
+#include "schema.h"
+
+/* The SQLite inventory. One connection, WAL, foreign keys on; every call is serialized by the
+ * store's own lock, so callers on libmicrohttpd threads never see SQLITE_BUSY from each other. */
+typedef struct Store Store;
+
+/* Opens (creating if needed) and migrates to the newest schema. -EPROTONOSUPPORT when the file
+ * was written by a newer kvmfleet (see store_file_version()). */
+int store_open(const char *path, Store **ret);
+/* Same with an explicit migration list (tests). */
+int store_open_with(const char *path, const SchemaMigration *migrations, unsigned n, Store **ret);
+Store *store_free(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_free);
+
+/* PRAGMA user_version of a database file without migrating it. */
+int store_file_version(const char *path, unsigned *ret);
+unsigned store_latest_version(void);
+int store_version(Store *s, unsigned *ret);
+const char *store_path(Store *s);
+
+/* Health: can a write transaction be taken (and rolled back) right now? */
+int store_check_writable(Store *s);
+
+int store_host_touch(Store *s, const char *hostname, const char *machine_id, const char *agent_version);
+
+/* Appends an audit event. detail may be NULL; the store does not take its reference. */
+int store_event_append(Store *s, const char *actor, const char *object, const char *action, const char *result,
+                       json_object *detail, int64_t *ret_id);
+/* Events with id > after, oldest first, at most limit; *ret is a JSON array of event objects. */
+int store_events_list(Store *s, int64_t after, unsigned limit, const char *object, json_object **ret);
+
+/* kvmfleet-load reports. */
+int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id);
+/* Newest report: {"id","ingested_at","report":{...}}; -ENOENT when none. */
+int store_kvm_setup_latest(Store *s, json_object **ret);

@@ -17,10 +17,10 @@ typedef struct Route {
 } Route;
 
 static const Route routes[] = {
-        { "GET", "/v1/host", api_host_get },
-        { "GET", "/v1/host/kvm", api_host_kvm_get },
-        { "GET", "/v1/health", api_health_get },
-        { "GET", "/v1/events", api_events_get },
+        { "GET", "/v1/host", api_host_get, false },
+        { "GET", "/v1/host/kvm", api_host_kvm_get, false },
+        { "GET", "/v1/health", api_health_get, false },
+        { "GET", "/v1/events", api_events_get, false },
 };
 
 /* Matches path against pattern; on success fills params (caller frees) and returns true. */

@@ -2,6 +2,7 @@
 /* kvmfleetd: the per-host agent. run() -> manager_new() -> startup -> READY -> event loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +62,15 @@ static int run(int argc, char **argv) {
                 config->log_level = r;
         }
         log_set_max_level(config->log_level);
+
+        /* Before any thread exists (libmicrohttpd starts its own): the signals are read from the
+         * event loop, so no thread may take them with the default, fatal action. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
 
         r = manager_new(config_path, config, &m);
         if (r < 0)

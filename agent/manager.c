@@ -211,15 +211,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 int manager_run(Manager *m) {
-        sigset_t mask;
         int r;
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigaddset(&mask, SIGHUP);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-
+        /* SIGTERM, SIGINT and SIGHUP are blocked by the caller before any thread starts. */
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create event loop: %m");

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "client.h"
+
+/* One kvmfleetctl command: "GROUP VERB" (verb NULL for single-word commands). The handler gets
+ * the arguments after the command words and returns an exit code. */
+typedef struct Command {
+        const char *group;
+        const char *verb;
+        int (*run)(Client *c, int argc, char **argv);
+        const char *usage;
+        const char *summary;
+} Command;
+
+int cmd_host_info(Client *c, int argc, char **argv);
+int cmd_host_kvm(Client *c, int argc, char **argv);
+int cmd_health(Client *c, int argc, char **argv);
+int cmd_events(Client *c, int argc, char **argv);
+
+/* Helpers for command files. */
+const char *json_str(json_object *o, const char *key); /* "" → NULL-safe string, NULL when absent */
+void print_json(json_object *o);

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+
+#include "json-util.h"
+#include "agent/store.h"
+#include "test.h"
+
+static void db_path(char *buf, size_t n, const char *name) {
+        snprintf(buf, n, "%s/%s", test_tmpdir(), name);
+        remove(buf);
+}
+
+static int table_exists(const char *path, const char *table) {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int found = 0;
+        if (sqlite3_open(path, &db) != SQLITE_OK)
+                return -1;
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1", -1, &st, NULL);
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                found = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return found;
+}
+
+TEST(fresh_database_gets_every_table) {
+        char path[512];
+        Store *s = NULL;
+        unsigned v = 0;
+        db_path(path, sizeof path, "fresh.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        CHECK_EQ_INT(store_version(s, &v), 0);
+        CHECK_EQ_INT(v, store_latest_version());
+        CHECK(v >= 1);
+        store_free(s);
+        static const char *const tables[] = { "host", "kvm_setup", "vms", "memslots", "events" };
+        for (size_t i = 0; i < 5; i++)
+                if (table_exists(path, tables[i]) != 1)
+                        test_fail(__FILE__, __LINE__, "table %s missing", tables[i]);
+}
+
+static const SchemaMigration v1_only[] = {
+        { 1, "0001-a", "CREATE TABLE a(x INTEGER);" },
+};
+static const SchemaMigration v1_v2[] = {
+        { 1, "0001-a", "CREATE TABLE a(x INTEGER);" },
+        { 2, "0002-b", "ALTER TABLE a ADD COLUMN y TEXT; CREATE TABLE b(z INTEGER);" },
+};
+static const SchemaMigration v1_bad_v2[] = {
+        { 1, "0001-a", "CREATE TABLE a(x INTEGER);" },
+        { 2, "0002-bad", "CREATE TABLE c(z INTEGER); THIS IS NOT SQL;" },
+};
+
+TEST(upgrade_applies_only_new_migrations) {
+        char path[512];
+        Store *s = NULL;
+        unsigned v;
+        db_path(path, sizeof path, "upgrade.db");
+        ASSERT_EQ_INT(store_open_with(path, v1_only, 1, &s), 0);
+        store_free(s);
+        CHECK_EQ_INT(table_exists(path, "b"), 0);
+        ASSERT_EQ_INT(store_open_with(path, v1_v2, 2, &s), 0);
+        store_free(s);
+        CHECK_EQ_INT(table_exists(path, "b"), 1);
+        CHECK_EQ_INT(store_file_version(path, &v), 0);
+        CHECK_EQ_INT(v, 2);
+        /* reopening is idempotent */
+        ASSERT_EQ_INT(store_open_with(path, v1_v2, 2, &s), 0);
+        store_free(s);
+}
+
+TEST(failed_migration_rolls_back) {
+        char path[512];
+        Store *s = NULL;
+        unsigned v;
+        db_path(path, sizeof path, "bad.db");
+        ASSERT_EQ_INT(store_open_with(path, v1_only, 1, &s), 0);
+        store_free(s);
+        s = NULL;
+        CHECK(store_open_with(path, v1_bad_v2, 2, &s) < 0);
+        CHECK(s == NULL);
+        CHECK_EQ_INT(store_file_version(path, &v), 0);
+        CHECK_EQ_INT(v, 1);
+        CHECK_EQ_INT(table_exists(path, "c"), 0);
+}
+
+TEST(newer_version_is_refused) {
+        char path[512];
+        Store *s = NULL;
+        db_path(path, sizeof path, "newer.db");
+        ASSERT_EQ_INT(store_open_with(path, v1_v2, 2, &s), 0);
+        store_free(s);
+        s = NULL;
+        CHECK_EQ_INT(store_open_with(path, v1_only, 1, &s), -EPROTONOSUPPORT);
+        CHECK(s == NULL);
+}
+
+TEST(events_are_append_only_and_paginated) {
+        char path[512];
+        Store *s = NULL;
+        db_path(path, sizeof path, "events.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        _cleanup_json_ json_object *detail = json_object_new_object();
+        json_add_string(detail, "k", "v");
+        int64_t id = 0;
+        for (int i = 0; i < 5; i++)
+                CHECK_EQ_INT(store_event_append(s, "tester", i % 2 ? "vm/a" : "agent", "act", "ok", i == 0 ? detail : NULL, &id), 0);
+        CHECK_EQ_INT(id, 5);
+        json_object *list = NULL;
+        ASSERT_EQ_INT(store_events_list(s, 1, 2, NULL, &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 2);
+        json_object *first = json_object_array_get_idx(list, 0), *v;
+        json_object_object_get_ex(first, "id", &v);
+        CHECK_EQ_INT(json_object_get_int64(v), 2);
+        json_object_put(list);
+        ASSERT_EQ_INT(store_events_list(s, 0, 100, "vm/a", &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 2);
+        json_object_put(list);
+        ASSERT_EQ_INT(store_events_list(s, 0, 1, NULL, &list), 0);
+        json_object_object_get_ex(json_object_array_get_idx(list, 0), "detail", &v);
+        CHECK_STREQ(json_to_string(v), "{\"k\":\"v\"}");
+        json_object_put(list);
+        store_free(s);
+
+        sqlite3 *db;
+        ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK(sqlite3_exec(db, "UPDATE events SET result='tampered'", NULL, NULL, NULL) != SQLITE_OK);
+        CHECK(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL) != SQLITE_OK);
+        sqlite3_close(db);
+}
+
+TEST(kvm_setup_ingest_and_latest) {
+        char path[512];
+        Store *s = NULL;
+        json_object *latest = NULL, *report, *v;
+        db_path(path, sizeof path, "setup.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        CHECK_EQ_INT(store_kvm_setup_latest(s, &latest), -ENOENT);
+        CHECK_EQ_INT(store_kvm_setup_ingest(s, "{not json", NULL), -EBADMSG);
+        CHECK_EQ_INT(store_kvm_setup_ingest(s, "{\"ok\":true,\"consistency\":{\"consistent\":true}}", NULL), 0);
+        CHECK_EQ_INT(store_kvm_setup_ingest(s, "{\"ok\":false,\"consistency\":{\"consistent\":false}}", NULL), 0);
+        ASSERT_EQ_INT(store_kvm_setup_latest(s, &latest), 0);
+        json_object_object_get_ex(latest, "report", &report);
+        json_object_object_get_ex(report, "ok", &v);
+        CHECK(!json_object_get_boolean(v));
+        json_object_object_get_ex(latest, "id", &v);
+        CHECK_EQ_INT(json_object_get_int64(v), 2);
+        json_object_put(latest);
+        CHECK_EQ_INT(store_check_writable(s), 0);
+        store_free(s);
+}
+
+TEST(read_only_file_is_not_writable) {
+        char path[512];
+        Store *s = NULL;
+        db_path(path, sizeof path, "ro.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        store_free(s);
+        if (getuid() == 0) {
+                /* root ignores file modes; use SQLite's own read-only open instead */
+                sqlite3 *db;
+                ASSERT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+                CHECK(sqlite3_exec(db, "INSERT INTO events(time,actor,object,action,result) VALUES('','a','b','c','d')",
+                                   NULL, NULL, NULL) == SQLITE_READONLY);
+                sqlite3_close(db);
+        }
+}

@@ -35,6 +35,6 @@ fi
 # Node packages for the API contract tests, into a local folder.
 if [ ! -f tests/node/node_modules/.installed ] || [ tests/node/package.json -nt tests/node/node_modules/.installed ]; then
         echo "deps: installing npm packages into tests/node/node_modules"
-        (cd tests/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+        (cd tests/node && npm install --no-audit --no-fund --no-package-lock --loglevel=error >/dev/null)
         touch tests/node/node_modules/.installed
 fi

@@ -194,7 +194,7 @@ static void describe_peer(const Listener *l, struct MHD_Connection *c, char *buf
                         getnameinfo(ci->client_addr,
                                     ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                                     host, sizeof host, NULL, 0, NI_NUMERICHOST);
-                snprintf(buf, n, "token@%s", host);
+                snprintf(buf, n, "token@%.64s", host);
                 return;
         }
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -213,6 +214,21 @@ static const VmxMsrBit vmx_msr_bits[] = {
         { 0x491, 0, "vmx_vmfunc_eptp_switching" },
 };
 
+/* The cpuid and msr drivers take the offset as a register number, so adjacent leaves or MSRs do not
+ * overlap. A regular file standing in for them in a test tree can't do that: there each record sits
+ * at number * record size. */
+static int fake_file_scale(int fd, size_t record, uint64_t *offset) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (S_ISREG(st.st_mode)) {
+                if (*offset > INT64_MAX / record)
+                        return -EINVAL;
+                *offset *= record;
+        }
+        return 0;
+}
+
 int cpuid_read_dev(const char *sysroot, unsigned cpu, uint32_t leaf, uint32_t subleaf, CpuidRegs *ret) {
         char path[4096];
         uint32_t buf[4];
@@ -223,7 +239,11 @@ int cpuid_read_dev(const char *sysroot, unsigned cpu, uint32_t leaf, uint32_t su
         if (fd < 0)
                 return negative_errno();
         /* The cpuid driver takes the leaf from the low and the subleaf from the high 32 bits of the offset. */
-        ssize_t n = pread(fd, buf, sizeof buf, (off_t) ((uint64_t) leaf | ((uint64_t) subleaf << 32)));
+        uint64_t offset = (uint64_t) leaf | ((uint64_t) subleaf << 32);
+        r = fake_file_scale(fd, sizeof buf, &offset);
+        if (r < 0)
+                return r;
+        ssize_t n = pread(fd, buf, sizeof buf, (off_t) offset);
         if (n < 0)
                 return negative_errno();
         if (n != (ssize_t) sizeof buf)
@@ -269,7 +289,11 @@ int msr_read_dev(const char *sysroot, unsigned cpu, uint32_t msr, uint64_t *ret)
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return negative_errno();
-        ssize_t n = pread(fd, &v, sizeof v, msr);
+        uint64_t offset = msr;
+        r = fake_file_scale(fd, sizeof v, &offset);
+        if (r < 0)
+                return r;
+        ssize_t n = pread(fd, &v, sizeof v, (off_t) offset);
         if (n < 0)
                 return negative_errno();
         if (n != (ssize_t) sizeof v)

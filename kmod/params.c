@@ -250,8 +250,12 @@ int param_value_normalize(ParamType type, const char *value, char *buf, size_t n
                         return b;
                 return strscpy(buf, n, b ? "Y" : "N");
         case PARAM_TYPE_INT:
-                if (safe_atoi64(value, &i) < 0)
-                        return -EINVAL;
+                if (safe_atoi64(value, &i) < 0) {
+                        /* The kernel's kstrtoint() takes "0x10" too. */
+                        if (safe_atou64(value, &u) < 0 || u > INT64_MAX)
+                                return -EINVAL;
+                        i = (int64_t) u;
+                }
                 snprintf(buf, n, "%" PRIi64, i);
                 return 0;
         case PARAM_TYPE_UINT:

@@ -215,10 +215,6 @@ static int reload_modules(Setup *s, bool kvm_too) {
         const ModuleReport *km = load_report_find_module(s->report, "kvm");
         int r;
 
-        if (!sysroot_is_real(s->sysroot)) {
-                setup_fail(s, LOAD_EXIT_LOAD_FAILED, "reload is disabled with --sysroot");
-                return -EPERM;
-        }
         /* Every open /dev/kvm and every VM holds a reference on the vendor module; the vendor module
          * holds one on kvm. */
         if (vm && vm->state == MODULE_STATE_LOADED && vm->refcount > 0) {
@@ -229,6 +225,10 @@ static int reload_modules(Setup *s, bool kvm_too) {
         if (kvm_too && km && km->refcount > (vm && vm->state == MODULE_STATE_LOADED ? 1 : 0)) {
                 setup_fail(s, LOAD_EXIT_LOAD_FAILED, "cannot reload: kvm is in use (refcount %d)", km->refcount);
                 return -EBUSY;
+        }
+        if (!sysroot_is_real(s->sysroot)) {
+                setup_fail(s, LOAD_EXIT_LOAD_FAILED, "reload is disabled with --sysroot");
+                return -EPERM;
         }
         if (vm && vm->state == MODULE_STATE_LOADED) {
                 r = remove_module(s, vendor);

@@ -352,3 +352,216 @@ int store_kvm_setup_latest(Store *s, json_object **ret) {
         *ret = TAKE_PTR(o);
         return 0;
 }
+
+VmRecord *vm_record_free(VmRecord *r) {
+        if (!r)
+                return NULL;
+        free(r->name);
+        free(r->state);
+        free(r->spec);
+        free(r->vmm_socket);
+        free(r->exit_reason);
+        free(r);
+        return NULL;
+}
+
+static char *column_strdup(sqlite3_stmt *st, int col) {
+        const unsigned char *t = sqlite3_column_text(st, col);
+        return t ? strdup((const char *) t) : NULL;
+}
+
+#define VM_COLUMNS "uuid, name, state, spec, vmm_pid, vmm_start_time, vmm_socket, exit_reason, created_at, updated_at"
+
+static int vm_from_row(sqlite3_stmt *st, VmRecord **ret) {
+        _cleanup_(vm_record_freep) VmRecord *r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        snprintf(r->uuid, sizeof r->uuid, "%s", (const char *) sqlite3_column_text(st, 0));
+        r->name = column_strdup(st, 1);
+        r->state = column_strdup(st, 2);
+        r->spec = column_strdup(st, 3);
+        r->vmm_pid = sqlite3_column_int64(st, 4);
+        r->vmm_start_time = (uint64_t) sqlite3_column_int64(st, 5);
+        r->vmm_socket = column_strdup(st, 6);
+        r->exit_reason = column_strdup(st, 7);
+        snprintf(r->created_at, sizeof r->created_at, "%s", (const char *) sqlite3_column_text(st, 8));
+        snprintf(r->updated_at, sizeof r->updated_at, "%s", (const char *) sqlite3_column_text(st, 9));
+        if (!r->name || !r->state || !r->spec)
+                return -ENOMEM;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+int store_vm_insert(Store *s, const char *uuid, const char *name, const char *state, const char *spec_json) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char now[32];
+        int rc;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO vms(uuid, name, state, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, state, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 4, spec_json, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return sqlite_to_errno(rc);
+}
+
+int store_vm_get(Store *s, const char *id, VmRecord **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT " VM_COLUMNS " FROM vms WHERE uuid = ?1 OR name = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        r = vm_from_row(st, ret);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        return rc == SQLITE_ROW ? 0 : sqlite_to_errno(rc);
+}
+
+int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, const char *state, int64_t vmm_pid,
+                       uint64_t vmm_start_time, const char *vmm_socket, const char *exit_reason) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char now[32];
+        int rc, changed = 0;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "UPDATE vms SET state = ?2, updated_at = ?3, exit_reason = ?8, "
+                                "vmm_pid = CASE WHEN ?4 >= 0 THEN nullif(?4, 0) ELSE vmm_pid END, "
+                                "vmm_start_time = CASE WHEN ?4 >= 0 THEN nullif(?5, 0) ELSE vmm_start_time END, "
+                                "vmm_socket = CASE WHEN ?4 >= 0 THEN ?6 ELSE vmm_socket END "
+                                "WHERE uuid = ?1 AND (?7 IS NULL OR state = ?7)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 4, vmm_pid);
+                sqlite3_bind_int64(st, 5, (int64_t) vmm_start_time);
+                if (vmm_socket)
+                        sqlite3_bind_text(st, 6, vmm_socket, -1, SQLITE_TRANSIENT);
+                if (expect_state)
+                        sqlite3_bind_text(st, 7, expect_state, -1, SQLITE_TRANSIENT);
+                if (exit_reason)
+                        sqlite3_bind_text(st, 8, exit_reason, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                changed = sqlite3_changes(s->db);
+        }
+        if (rc == SQLITE_DONE && changed == 0) {
+                /* tell "no such VM" from "not in the expected state" */
+                _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM vms WHERE uuid = ?1", -1, &q, NULL);
+                if (rc == SQLITE_OK) {
+                        sqlite3_bind_text(q, 1, uuid, -1, SQLITE_TRANSIENT);
+                        rc = sqlite3_step(q) == SQLITE_ROW ? -ESTALE : -ENOENT;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (rc < 0)
+                return rc;
+        return sqlite_to_errno(rc);
+}
+
+int store_vm_delete(Store *s, const char *uuid) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc, changed = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "DELETE FROM vms WHERE uuid = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                changed = sqlite3_changes(s->db);
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (rc == SQLITE_DONE && changed == 0)
+                return -ENOENT;
+        return sqlite_to_errno(rc);
+}
+
+int store_vm_to_json(const VmRecord *r, json_object **ret) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        json_object *spec = NULL, *vmm;
+
+        if (!o)
+                return -ENOMEM;
+        if (json_parse(r->spec, strlen(r->spec), 64, &spec, NULL) < 0)
+                return -EBADMSG;
+        json_add_string(o, "uuid", r->uuid);
+        json_add_string(o, "name", r->name);
+        json_add_string(o, "state", r->state);
+        json_add(o, "spec", spec);
+        vmm = json_object_new_object();
+        if (!vmm || json_add(o, "vmm", vmm) < 0)
+                return -ENOMEM;
+        if (r->vmm_pid > 0) {
+                json_add_int(vmm, "pid", r->vmm_pid);
+                json_add_uint(vmm, "start_time", r->vmm_start_time);
+                json_add_string(vmm, "control_socket", r->vmm_socket);
+        } else
+                json_add(vmm, "pid", NULL);
+        json_add_string(o, "exit_reason", r->exit_reason);
+        json_add_string(o, "created_at", r->created_at);
+        json_add_string(o, "updated_at", r->updated_at);
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int store_vm_list(Store *s, const char *state, const char *name, unsigned offset, unsigned limit, json_object **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *arr = json_object_new_array();
+        int rc, r = 0;
+
+        if (!arr)
+                return -ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT " VM_COLUMNS " FROM vms WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2) "
+                                "ORDER BY name LIMIT ?3 OFFSET ?4",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                if (state)
+                        sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+                if (name)
+                        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_int64(st, 3, limit);
+                sqlite3_bind_int64(st, 4, offset);
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        _cleanup_(vm_record_freep) VmRecord *vr = NULL;
+                        json_object *o = NULL;
+                        r = vm_from_row(st, &vr);
+                        if (r >= 0)
+                                r = store_vm_to_json(vr, &o);
+                        if (r >= 0 && json_object_array_add(arr, o) < 0) {
+                                json_object_put(o);
+                                r = -ENOMEM;
+                        }
+                        if (r < 0)
+                                break;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (r < 0)
+                return r;
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = TAKE_PTR(arr);
+        return 0;
+}

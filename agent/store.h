@@ -40,3 +40,33 @@ int store_events_list(Store *s, int64_t after, unsigned limit, const char *objec
 int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id);
 /* Newest report: {"id","ingested_at","report":{...}}; -ENOENT when none. */
 int store_kvm_setup_latest(Store *s, json_object **ret);
+
+/* VMs. A row is the inventory's view of one VM; state transitions are checked by the caller,
+ * the store only refuses duplicate names (-EEXIST) and unknown ids (-ENOENT). */
+typedef struct VmRecord {
+        char uuid[37];
+        char *name;
+        char *state;
+        char *spec;        /* canonical spec JSON */
+        int64_t vmm_pid;   /* 0 when no VMM */
+        uint64_t vmm_start_time;
+        char *vmm_socket;
+        char *exit_reason;
+        char created_at[32];
+        char updated_at[32];
+} VmRecord;
+
+VmRecord *vm_record_free(VmRecord *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VmRecord *, vm_record_free);
+
+int store_vm_insert(Store *s, const char *uuid, const char *name, const char *state, const char *spec_json);
+/* id is a uuid or a name. */
+int store_vm_get(Store *s, const char *id, VmRecord **ret);
+/* Sets state (and the VMM fields when vmm_pid >= 0; -1 leaves them). expect_state, when not
+ * NULL, makes the update conditional: -ESTALE if the row is no longer in that state. */
+int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, const char *state, int64_t vmm_pid,
+                       uint64_t vmm_start_time, const char *vmm_socket, const char *exit_reason);
+int store_vm_delete(Store *s, const char *uuid);
+/* Rows ordered by name, optionally filtered by state and/or name; a JSON array of VM objects. */
+int store_vm_list(Store *s, const char *state, const char *name, unsigned offset, unsigned limit, json_object **ret);
+int store_vm_to_json(const VmRecord *r, json_object **ret);

@@ -169,3 +169,61 @@ TEST(read_only_file_is_not_writable) {
                 sqlite3_close(db);
         }
 }
+
+TEST(vm_rows) {
+        char path[512];
+        Store *s = NULL;
+        VmRecord *r = NULL;
+        json_object *list = NULL;
+        db_path(path, sizeof path, "vms.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        const char *u1 = "11111111-1111-4111-8111-111111111111", *u2 = "22222222-2222-4222-8222-222222222222";
+        CHECK_EQ_INT(store_vm_insert(s, u1, "alpha", "defined", "{\"name\":\"alpha\"}"), 0);
+        CHECK_EQ_INT(store_vm_insert(s, u2, "alpha", "defined", "{}"), -EEXIST); /* name unique */
+        CHECK_EQ_INT(store_vm_insert(s, u2, "beta", "bogus", "{}"), -EEXIST);    /* state checked */
+        CHECK_EQ_INT(store_vm_insert(s, u2, "beta", "defined", "{not json"), -EEXIST);
+        CHECK_EQ_INT(store_vm_insert(s, u2, "beta", "defined", "{\"name\":\"beta\"}"), 0);
+
+        ASSERT_EQ_INT(store_vm_get(s, "alpha", &r), 0);
+        CHECK_STREQ(r->uuid, u1);
+        CHECK_EQ_INT(r->vmm_pid, 0);
+        vm_record_free(r);
+        CHECK_EQ_INT(store_vm_get(s, "gamma", &r), -ENOENT);
+
+        CHECK_EQ_INT(store_vm_set_state(s, u1, "defined", "running", 4242, 99, "/run/x.sock", NULL), 0);
+        CHECK_EQ_INT(store_vm_set_state(s, u1, "defined", "stopped", 0, 0, NULL, NULL), -ESTALE);
+        CHECK_EQ_INT(store_vm_set_state(s, "nope", NULL, "stopped", 0, 0, NULL, NULL), -ENOENT);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_STREQ(r->state, "running");
+        CHECK_EQ_INT(r->vmm_pid, 4242);
+        CHECK_EQ_U64(r->vmm_start_time, 99);
+        CHECK_STREQ(r->vmm_socket, "/run/x.sock");
+        vm_record_free(r);
+        /* -1 keeps the VMM fields */
+        CHECK_EQ_INT(store_vm_set_state(s, u1, NULL, "paused", -1, 0, NULL, NULL), 0);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_EQ_INT(r->vmm_pid, 4242);
+        vm_record_free(r);
+        CHECK_EQ_INT(store_vm_set_state(s, u1, NULL, "crashed", 0, 0, NULL, "killed by signal 9"), 0);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_EQ_INT(r->vmm_pid, 0);
+        CHECK_STREQ(r->exit_reason, "killed by signal 9");
+        vm_record_free(r);
+
+        ASSERT_EQ_INT(store_vm_list(s, NULL, NULL, 0, 100, &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 2);
+        json_object_put(list);
+        ASSERT_EQ_INT(store_vm_list(s, "crashed", NULL, 0, 100, &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 1);
+        json_object *name;
+        json_object_object_get_ex(json_object_array_get_idx(list, 0), "name", &name);
+        CHECK_STREQ(json_object_get_string(name), "alpha");
+        json_object_put(list);
+        ASSERT_EQ_INT(store_vm_list(s, NULL, NULL, 1, 100, &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 1);
+        json_object_put(list);
+
+        CHECK_EQ_INT(store_vm_delete(s, u2), 0);
+        CHECK_EQ_INT(store_vm_delete(s, u2), -ENOENT);
+        store_free(s);
+}

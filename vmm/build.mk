@@ -1,0 +1,18 @@
+# kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
+VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/kvm.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
+	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
+VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
+VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
+
+# Objects under vmm/ include their own headers by path relative to vmm/.
+$(BUILD)/vmm/%.o: CFLAGS_ALL += -Ivmm
+$(BUILD)/tests/unit/test-spec.o $(BUILD)/tests/unit/test-vmm-%.o: CFLAGS_ALL += -Ivmm
+
+BINARIES += $(BUILD)/kvmfleet-vmm
+$(BUILD)/kvmfleet-vmm: $(VMM_OBJS) $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(VMM_OBJS) $(LIB_A) $(call pkg_libs,json-c)
+
+UNIT_TESTS += $(BUILD)/tests/test-spec $(BUILD)/tests/test-vmm-boot $(BUILD)/tests/test-vmm-serial
+$(BUILD)/tests/test-spec: $(BUILD)/vmm/spec.o
+$(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o
+$(BUILD)/tests/test-vmm-serial: $(BUILD)/vmm/dev/serial.o

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* Client side of the VMM control socket, for the agent and tests (docs/vmm-protocol.md). */
+#pragma once
+
+#include <json-c/json.h>
+
+/* Sends {"id", "method", "params"} (params may be NULL) and waits up to timeout_ms for the reply.
+ * Returns 0 with *ret_result (caller puts) when the VMM answered with a result; 1 with
+ * *ret_error_code and *ret_error_message (caller frees; either pointer may be NULL to ignore) when it
+ * answered with an error; -errno when there was no valid answer: -ENOENT/-ECONNREFUSED (no VMM
+ * listening), -ETIMEDOUT, -EBADMSG (malformed reply), -EMSGSIZE. */
+int vmm_control_call(const char *socket_path, const char *method, json_object *params, int timeout_ms,
+                     json_object **ret_result, char **ret_error_code, char **ret_error_message);

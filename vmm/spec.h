@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/* The VM spec of API contract v1 (docs/vmm-protocol.md): parsed strictly from JSON, written back in
+ * canonical form (sizes as integer bytes). Shared by kvmfleet-vmm and the agent. */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "json-util.h"
+
+#define VM_SPEC_NAME_MAX 64
+#define VM_SPEC_VCPUS_MAX 255
+#define VM_SPEC_MEMORY_MIN (2ULL << 20)
+#define VM_SPEC_MEMORY_MAX (1ULL << 40)
+#define VM_SPEC_CMDLINE_MAX 4095
+#define VM_SPEC_DISKS_MAX 16
+#define VM_SPEC_NICS_MAX 16
+
+typedef enum VmBootKind {
+        VM_BOOT_KERNEL, /* bzImage or ELF64, detected from the file */
+        VM_BOOT_RAW,    /* flat binary at load_addr */
+} VmBootKind;
+
+typedef enum VmBootMode {
+        VM_BOOT_MODE_REAL,
+        VM_BOOT_MODE_LONG,
+} VmBootMode;
+
+typedef enum VmIrqchip {
+        VM_IRQCHIP_KERNEL,
+        VM_IRQCHIP_SPLIT,
+        VM_IRQCHIP_NONE,
+} VmIrqchip;
+
+typedef enum VmMemoryBacking {
+        VM_MEMORY_MEMFD,
+        VM_MEMORY_HUGETLB,
+        VM_MEMORY_ANONYMOUS,
+} VmMemoryBacking;
+
+typedef enum VmOnCrash {
+        VM_ON_CRASH_DESTROY,
+        VM_ON_CRASH_RESTART,
+        VM_ON_CRASH_PRESERVE,
+} VmOnCrash;
+
+typedef struct VmDisk {
+        char *path;
+        bool readonly;
+        char *serial;
+} VmDisk;
+
+typedef struct VmNic {
+        char *tap;
+        char *mac;
+} VmNic;
+
+typedef struct VmSpec {
+        char *name;
+        char *uuid; /* NULL when not given */
+        unsigned vcpus;
+        uint64_t memory;
+        VmBootKind boot_kind;
+        char *kernel; /* VM_BOOT_KERNEL */
+        char *initrd;
+        char *cmdline;
+        char *raw; /* VM_BOOT_RAW */
+        uint64_t load_addr;
+        uint64_t entry;
+        VmBootMode mode;
+        bool nested;
+        VmIrqchip irqchip;
+        bool pit_reinject;
+        VmMemoryBacking memory_backing;
+        VmOnCrash on_crash;
+        char *console_log;
+        VmDisk *disks;
+        size_t n_disks;
+        VmNic *nics;
+        size_t n_nics;
+} VmSpec;
+
+/* Strict: unknown fields are refused; e->path names the offending field ("$.boot.kernel"). */
+int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e);
+/* Parses JSON text, then vm_spec_from_json(). */
+int vm_spec_from_string(const char *text, size_t len, VmSpec **ret, JsonError *e);
+VmSpec *vm_spec_free(VmSpec *spec);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VmSpec *, vm_spec_free);
+#define _cleanup_vm_spec_ _cleanup_(vm_spec_freep)
+
+/* Canonical form: every field present with its default, sizes as integer bytes. */
+int vm_spec_to_json(const VmSpec *spec, json_object **ret);
+
+/* The boot files exist and are what they claim: boot.kernel an ELF64 (x86-64) or a bzImage with the
+ * 64-bit entry point, boot.raw a regular non-empty file that fits in guest RAM at load_addr,
+ * boot.initrd a regular file. */
+int vm_spec_check_files(const VmSpec *spec, JsonError *e);
+
+const char *vm_irqchip_to_string(VmIrqchip i);
+const char *vm_memory_backing_to_string(VmMemoryBacking b);
+const char *vm_on_crash_to_string(VmOnCrash c);
+const char *vm_boot_mode_to_string(VmBootMode m);
+
+/* Kernel image formats that vm_spec_check_files() and the loader recognise. */
+typedef enum KernelFormat {
+        KERNEL_FORMAT_ELF64,
+        KERNEL_FORMAT_BZIMAGE,
+} KernelFormat;
+/* Classifies the first bytes of a kernel file (at least 4 KiB or the whole file); -ENOEXEC with a
+ * reason in *ret_reason when neither. */
+int kernel_format_detect(const uint8_t *head, size_t len, KernelFormat *ret, const char **ret_reason);
+
+/* Guest RAM layout around the x86 PCI hole: RAM below 3 GiB, the remainder from 4 GiB. */
+#define X86_PCI_HOLE_START (3ULL << 30)
+#define X86_HIGH_RAM_START (4ULL << 30)

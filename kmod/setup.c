@@ -440,6 +440,8 @@ int kvm_setup_run(LoadConfig *config, LoadReport *report) {
                 load_report_add_note(report, "no vendor module for CPU vendor %s", cpu_vendor_to_string(report->vendor));
 
         (void) bring_up_modules(&s);
+        for (size_t i = 0; i < report->n_modules; i++)
+                (void) refresh_module(&s, report->modules[i].name); /* refcounts change as dependents load */
         cpu_check(&s, "after modules");
         load_report_add_duration(report, "modules", now_ms() - t);
         report_params(&s);

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "spec.h"
+#include "test.h"
+
+/* Parses text; on failure copies the error into *e and returns the result. */
+static int parse(const char *text, VmSpec **ret, JsonError *e) {
+        memset(e, 0, sizeof *e);
+        return vm_spec_from_string(text, strlen(text), ret, e);
+}
+
+#define BOOT "\"boot\":{\"kernel\":\"/k\"}"
+
+static void expect_error(const char *text, const char *path, const char *message_part) {
+        VmSpec *s = NULL;
+        JsonError e;
+        int r = parse(text, &s, &e);
+        CHECK_EQ_INT(r, -EINVAL);
+        CHECK(!s);
+        CHECK_STREQ(e.path, path);
+        CHECK_CONTAINS(e.message, message_part);
+        vm_spec_free(s);
+}
+
+TEST(minimal_spec_gets_defaults) {
+        VmSpec *s = NULL;
+        JsonError e;
+        ASSERT_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":2,\"memory\":\"64MiB\"," BOOT "}", &s, &e), 0);
+        CHECK_STREQ(s->name, "a");
+        CHECK_EQ_INT(s->vcpus, 2);
+        CHECK_EQ_U64(s->memory, 64ULL << 20);
+        CHECK_EQ_INT(s->boot_kind, VM_BOOT_KERNEL);
+        CHECK_STREQ(s->kernel, "/k");
+        CHECK_EQ_INT(s->irqchip, VM_IRQCHIP_KERNEL);
+        CHECK_EQ_INT(s->memory_backing, VM_MEMORY_MEMFD);
+        CHECK(s->pit_reinject);
+        CHECK(!s->nested);
+        vm_spec_free(s);
+}
+
+TEST(full_spec_round_trips_canonically) {
+        const char *text =
+                "{\"name\":\"web-1\",\"uuid\":\"0e7c5a42-1c1e-4b43-9a44-5b6e5c1f2a3d\",\"vcpus\":4,\"memory\":\"0x100000000\","
+                "\"boot\":{\"raw\":\"/r.bin\",\"load_addr\":\"1MiB\",\"entry\":1048576,\"mode\":\"long\"},"
+                "\"cpu\":{\"nested\":true},\"irqchip\":\"split\",\"pit\":{\"reinject\":false},"
+                "\"memory_backing\":\"anonymous\",\"on_crash\":\"restart\",\"console\":{\"log\":\"/tmp/c.log\"},"
+                "\"disks\":[{\"path\":\"/d.img\",\"readonly\":true,\"serial\":\"S1\"}],"
+                "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:12:34:56\"}]}";
+        VmSpec *s = NULL, *s2 = NULL;
+        json_object *j = NULL;
+        JsonError e;
+        ASSERT_EQ_INT(parse(text, &s, &e), 0);
+        CHECK_EQ_U64(s->memory, 4ULL << 30);
+        CHECK_EQ_U64(s->load_addr, 1ULL << 20);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK_STREQ(json_to_string(j),
+                    "{\"name\":\"web-1\",\"uuid\":\"0e7c5a42-1c1e-4b43-9a44-5b6e5c1f2a3d\",\"vcpus\":4,\"memory\":4294967296,"
+                    "\"boot\":{\"raw\":\"/r.bin\",\"load_addr\":1048576,\"entry\":1048576,\"mode\":\"long\"},"
+                    "\"cpu\":{\"nested\":true},\"irqchip\":\"split\",\"pit\":{\"reinject\":false},"
+                    "\"memory_backing\":\"anonymous\",\"on_crash\":\"restart\",\"console\":{\"log\":\"/tmp/c.log\"},"
+                    "\"disks\":[{\"path\":\"/d.img\",\"readonly\":true,\"serial\":\"S1\"}],"
+                    "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:12:34:56\"}]}");
+        ASSERT_EQ_INT(vm_spec_from_json(j, &s2, &e), 0);
+        CHECK_EQ_INT(s2->irqchip, VM_IRQCHIP_SPLIT);
+        CHECK_STREQ(s2->nics[0].mac, "52:54:00:12:34:56");
+        json_object_put(j);
+        vm_spec_free(s);
+        vm_spec_free(s2);
+}
+
+TEST(bad_fields_name_their_path) {
+        expect_error("{\"name\":\"a\",\"vcpus\":0,\"memory\":\"64MiB\"," BOOT "}", "$.vcpus", "between 1 and 255");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"2TiB\"," BOOT "}", "$.memory", "between 2MiB and 1TiB");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64 MiB\"," BOOT "}", "$.memory", "invalid size");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"colour\":1}", "$.colour",
+                     "unknown field");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\",\"x\":1}}",
+                     "$.boot.x", "unknown field");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{}}", "$.boot", "exactly one");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\",\"raw\":\"/r\"}}",
+                     "$.boot", "exactly one");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"raw\":\"/r\",\"load_addr\":0,"
+                     "\"entry\":\"2MiB\",\"mode\":\"real\"}}",
+                     "$.boot.entry", "below 1MiB");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"raw\":\"/r\",\"load_addr\":0,"
+                     "\"entry\":0,\"mode\":\"protected\"}}",
+                     "$.boot.mode", "must be one of");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"irqchip\":\"apic\"}", "$.irqchip",
+                     "\"kernel\", \"split\", \"none\"");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"disks\":[{\"path\":\"/a\"},{}]}",
+                     "$.disks[1].path", "is required");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"nics\":[{\"tap\":\"t\",\"mac\":\"zz\"}]}",
+                     "$.nics[0].mac", "MAC address");
+        expect_error("{\"name\":\"a b\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT "}", "$.name", "characters");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"63MiB\",\"memory_backing\":\"hugetlb\"," BOOT "}",
+                     "$.memory", "multiple of 2MiB");
+        expect_error("{\"name\":\"a\",\"vcpus\":\"1\",\"memory\":\"64MiB\"," BOOT "}", "$.vcpus", "integer");
+        expect_error("{\"vcpus\":1,\"memory\":\"64MiB\"," BOOT "}", "$.name", "is required");
+        expect_error("[1]", "$", "object");
+        expect_error("{\"name\":", "$", "malformed JSON");
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+        FILE *f = fopen(path, "we");
+        if (!f)
+                return;
+        fwrite(data, 1, len, f);
+        fclose(f);
+}
+
+TEST(check_files_detects_formats) {
+        char kpath[512], text[1024];
+        uint8_t buf[4096] = { 0x7f, 'E', 'L', 'F', 1 /* 32-bit */ };
+        VmSpec *s = NULL;
+        JsonError e;
+
+        snprintf(kpath, sizeof kpath, "%s/kernel", test_tmpdir());
+        write_file(kpath, buf, sizeof buf);
+        snprintf(text, sizeof text, "{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"%s\"}}", kpath);
+        ASSERT_EQ_INT(parse(text, &s, &e), 0);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), -EINVAL);
+        CHECK_STREQ(e.path, "$.boot.kernel");
+        CHECK_CONTAINS(e.message, "not 64-bit");
+
+        memset(buf, 0, sizeof buf);
+        memcpy(buf, "garbage", 7);
+        write_file(kpath, buf, sizeof buf);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), -EINVAL);
+        CHECK_CONTAINS(e.message, "neither an ELF64 executable nor a bzImage");
+
+        /* A bzImage header: boot flag, "HdrS", protocol 2.15, LOADED_HIGH, XLF_KERNEL_64. */
+        buf[0x1fe] = 0x55;
+        buf[0x1ff] = 0xaa;
+        memcpy(buf + 0x202, "HdrS", 4);
+        buf[0x206] = 0x0f;
+        buf[0x207] = 0x02;
+        buf[0x211] = 0x01;
+        buf[0x236] = 0x01;
+        write_file(kpath, buf, sizeof buf);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), 0);
+        buf[0x236] = 0;
+        write_file(kpath, buf, sizeof buf);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), -EINVAL);
+        CHECK_CONTAINS(e.message, "XLF_KERNEL_64");
+
+        unlink(kpath);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), -EINVAL);
+        CHECK_STREQ(e.path, "$.boot.kernel");
+        CHECK_CONTAINS(e.message, "No such file");
+        vm_spec_free(s);
+}

@@ -361,7 +361,7 @@ int cpu_snapshot_read(const char *sysroot, unsigned cpu, CpuVendor vendor, bool 
                 for (unsigned i = 0; i < VMX_N_MSRS; i++) {
                         int r = msr_read_dev(sysroot, cpu, VMX_MSR_FIRST + i, &s.msrs[i]);
                         if (r == -EIO)
-                                continue; /* not implemented by this CPU: reads fault */
+                                continue; /* this CPU lacks the MSR: the read faults */
                         if (r < 0) {
                                 s.msr_error = r;
                                 break;

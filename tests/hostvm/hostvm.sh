@@ -104,7 +104,7 @@ hostvm_run() {
         deb=$(hostvm_fetch_kernel) || return 1
         root=$(hostvm_unpack_kernel "$deb") || return 1
         rel=$(ls "$root/lib/modules" | head -n 1)
-        work=$(mktemp -d "${TMPDIR:-/tmp}/kvmfleet-hostvm.XXXXXX")
+        work=$(mktemp -d)
         # shellcheck disable=SC2064
         trap "rm -rf '$work'" RETURN
         local tree=$work/root

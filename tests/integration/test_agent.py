@@ -90,6 +90,30 @@ def setup_report_is_ingested_on_sighup():
 
 
 @test
+def real_kvmfleet_load_report_reaches_the_api():
+    """kvmfleet-load on this machine writes the report; the agent ingests it at start."""
+    a = Agent()
+    try:
+        os.makedirs(a.run_dir)
+        p = subprocess.run([os.path.join(BUILD, "kvmfleet-load"), "-c", a.config, "--report",
+                            os.path.join(a.run_dir, "kvm-setup.json")], capture_output=True, text=True, timeout=60)
+        check_eq(p.returncode, 0, "kvmfleet-load: " + p.stdout + p.stderr)
+        a.start()
+        r = a.request("GET", "/v1/host/kvm", template="/v1/host/kvm")
+        rep = r.json["setup"]["report"]
+        check_eq(rep["consistency"]["consistent"], True)
+        check_eq(len(rep["consistency"]["checked_cpus"]), os.cpu_count())
+        check_eq(rep["target_cpu"], 0)
+        h = a.request("GET", "/v1/health", template="/v1/health")
+        check_eq({c["name"]: c["status"] for c in h.json["checks"]}["kvm_setup"], "ok")
+        check_eq(h.json["status"], "ok")
+        out = a.ctl("host", "kvm", check=0).stdout
+        check("CPUs consistent: true" in out, out)
+    finally:
+        a.cleanup()
+
+
+@test
 def unknown_path_is_404():
     r = agent.request("GET", "/v1/nope", template=("/v1/host", "404"))
     check_eq(r.status, 404)

@@ -206,6 +206,8 @@ int control_handle(Vm *vm, const char *msg, size_t len, char **ret_reply, Contro
         if (len > CONTROL_MESSAGE_MAX)
                 r = reply_error(NULL, "payload_too_large", "request of %zu bytes exceeds %d bytes", len,
                                 CONTROL_MESSAGE_MAX);
+        else if (!utf8_is_valid(msg, len))
+                r = reply_error(NULL, "invalid_argument", "request is not valid UTF-8");
         else if (json_parse(msg, len, 16, &req, &e) < 0)
                 r = reply_error(NULL, "invalid_argument", "%s", e.message);
         else

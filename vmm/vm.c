@@ -170,6 +170,13 @@ static int vcpu_setup(Vm *vm, Vcpu *v, int mmap_size) {
                 return -EIO;
         }
 
+        /* Taken now: vCPU ioctls wait for the vCPU mutex, which KVM_RUN holds while the guest runs. */
+        if (kvm_check_extension(vm->kvm_fd, KVM_CAP_BINARY_STATS_FD)) {
+                v->stats_fd = __kvm_ioctl(v->fd, KVM_GET_STATS_FD, 0);
+                if (v->stats_fd < 0)
+                        return v->stats_fd;
+        }
+
         struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
         r = kvm_ioctl(v->fd, KVM_SET_FPU, &fpu);
         if (r < 0)
@@ -229,7 +236,11 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         vm->spec = spec;
         vm->kvm_fd = vm->vm_fd = vm->stats_fd = vm->end_event_fd = -1;
         pthread_mutex_init(&vm->lock, NULL);
-        pthread_cond_init(&vm->cond, NULL);
+        pthread_condattr_t cattr;
+        pthread_condattr_init(&cattr);
+        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC); /* vm_pause() computes monotonic deadlines */
+        pthread_cond_init(&vm->cond, &cattr);
+        pthread_condattr_destroy(&cattr);
         vm->created_usec = now_usec();
         vm->exit.vcpu = -1;
 
@@ -854,11 +865,8 @@ int vm_stats_json(Vm *vm, json_object **ret) {
                         json_object_put(c);
                         return -ENOMEM;
                 }
-                if (v->stats_fd < 0) {
-                        v->stats_fd = __kvm_ioctl(v->fd, KVM_GET_STATS_FD, 0);
-                        if (v->stats_fd < 0)
-                                return v->stats_fd;
-                }
+                if (v->stats_fd < 0)
+                        return -EOPNOTSUPP;
                 r = kvm_stats_read_json(v->stats_fd, &stats);
                 if (r < 0)
                         return r;

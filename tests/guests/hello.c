@@ -1,5 +1,6 @@
 /* Every vCPU says hello over COM1; vCPU 0 waits for all of them and leaves through the debug-exit
- * port with the code given as "exit=N" on the command line (default 0). */
+ * port with the code given as "exit=N" on the command line (default 0). With "wait=1", vCPU 0 first
+ * waits for one byte of console input and echoes it ("got X"). */
 #include "guest.h"
 
 static volatile uint64_t arrived;
@@ -7,6 +8,13 @@ static volatile uint64_t arrived;
 void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         uint64_t expected = n_vcpus < GUEST_MAX_VCPUS ? n_vcpus : GUEST_MAX_VCPUS;
 
+        if (vcpu == 0 && cmdline_get(boot_params, "wait", 0)) {
+                while (!(inb(COM1 + 5) & 0x01))
+                        cpu_relax();
+                puts_raw("got ");
+                putc_raw((char) inb(COM1));
+                puts_raw("\n");
+        }
         print_lock();
         puts_raw("hello from vcpu ");
         put_dec(vcpu);

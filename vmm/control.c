@@ -46,7 +46,7 @@ int control_listen(const char *path, int *ret_fd) {
                 return -errno;
         if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
                 return -errno;
-        if (listen(fd, 16) < 0) {
+        if (listen(fd, 128) < 0) {
                 r = -errno;
                 unlink(path);
                 return r;

@@ -1,0 +1,99 @@
+#!/bin/bash
+# kvmfleet-vmm boots Debian's own cloud kernel (the test host's kernel package) inside the test host,
+# on the modular kvm-amd, with a tiny initramfs whose /init prints a marker and reboots through the
+# keyboard controller. Checks the kernel banner and the marker on the console, the VM's end reason
+# (reset), and records how long the boot took.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) build=$BUILD ;; *) build=$here/../../$BUILD ;; esac
+if [ ! -x "$build/kvmfleet-vmm" ]; then
+        echo "not ok - vmm_linux_boot: $BUILD/kvmfleet-vmm is not built"
+        exit 1
+fi
+# shellcheck source=hostvm.sh
+source "$here/hostvm.sh"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+deb=$(hostvm_fetch_kernel) || { echo "not ok - vmm_linux_boot: no kernel package"; exit 1; }
+root=$(hostvm_unpack_kernel "$deb") || { echo "not ok - vmm_linux_boot: cannot unpack $deb"; exit 1; }
+rel=$(ls "$root/lib/modules" | head -n 1)
+kernel=$root/boot/vmlinuz-$rel
+
+# The inner guest's /init: a static program that writes the marker and asks the kernel to reboot.
+cat >"$work/init.c" <<'INIT'
+#include <linux/reboot.h>
+#include <sys/syscall.h>
+static long sys3(long n, long a, long b, long c) {
+        long r;
+        __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+        return r;
+}
+static long sys4(long n, long a, long b, long c, long d) {
+        long r;
+        register long r10 __asm__("r10") = d;
+        __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+        return r;
+}
+void _start(void) {
+        static const char msg[] = "KVMFLEET-INIT-REACHED\n";
+        sys3(SYS_write, 1, (long) msg, sizeof msg - 1);
+        sys4(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, LINUX_REBOOT_CMD_RESTART, 0);
+        for (;;)
+                ;
+}
+INIT
+mkdir -p "$work/initrd/dev"
+gcc -static -nostdlib -O2 -fno-stack-protector -o "$work/initrd/init" "$work/init.c" ||
+        { echo "not ok - vmm_linux_boot: cannot build the inner /init"; exit 1; }
+mknod -m 600 "$work/initrd/dev/console" c 5 1 || { echo "not ok - vmm_linux_boot: mknod failed"; exit 1; }
+(cd "$work/initrd" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/inner-initrd.gz"
+
+cat >"$work/vmm-linux.sh" <<'GUEST'
+# Runs inside the test host (busybox sh).
+failed=0
+taskset -c 0 modprobe kvm-amd || { echo "not ok - vmm_linux_boot: modprobe kvm-amd failed"; exit 1; }
+[ -c /dev/kvm ] || { echo "not ok - vmm_linux_boot: no /dev/kvm"; exit 1; }
+cat >/tmp/linux.json <<SPEC
+{"name": "linux", "vcpus": 1, "memory": "256MiB",
+ "boot": {"kernel": "/linux/vmlinuz", "initrd": "/linux/initrd.gz",
+          "cmdline": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nokbd"},
+ "console": {"log": "/tmp/linux-console.log"}}
+SPEC
+t0=$(cut -d' ' -f1 /proc/uptime)
+timeout 120 kvmfleet-vmm --spec /tmp/linux.json --control /run/linux.sock --status-file /tmp/linux-status.json
+rc=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+echo "# kvmfleet-vmm exit status $rc, boot to reset took $(awk "BEGIN{print $t1 - $t0}") s (test host uptime $t0 -> $t1)"
+banner=$(grep -m1 'Linux version' /tmp/linux-console.log)
+marker_line=$(grep -n 'KVMFLEET-INIT-REACHED' /tmp/linux-console.log | head -n 1)
+if [ -n "$banner" ]; then
+        echo "# banner: $banner"
+        echo "ok - vmm_linux_banner_on_console"
+else
+        sed 's/^/# console: /' /tmp/linux-console.log | tail -n 40
+        echo "not ok - vmm_linux_banner_on_console"
+        failed=1
+fi
+if [ -n "$marker_line" ]; then
+        echo "ok - vmm_linux_reaches_init"
+else
+        tail -n 40 /tmp/linux-console.log | sed 's/^/# console: /'
+        echo "not ok - vmm_linux_reaches_init"
+        failed=1
+fi
+if [ "$rc" = 11 ] && grep -q '"reason":"reset"' /tmp/linux-status.json; then
+        echo "ok - vmm_linux_reboot_ends_vm_with_reset"
+else
+        echo "# status: $(cat /tmp/linux-status.json 2>/dev/null)"
+        echo "not ok - vmm_linux_reboot_ends_vm_with_reset"
+        failed=1
+fi
+[ -e /run/linux.sock ] && { echo "not ok - vmm_linux_control_socket_removed"; failed=1; }
+exit $failed
+GUEST
+
+hostvm_run --timeout 300 --file "$kernel:/linux/vmlinuz" --file "$work/inner-initrd.gz:/linux/initrd.gz" \
+        "$work/vmm-linux.sh"

@@ -294,12 +294,12 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
                 if (r < 0)
                         return json_error_set(e, "$", "KVM_SET_TSS_ADDR failed: %s", strerror(-r));
         }
-        r = setup_irqchip(vm, e);
-        if (r < 0)
-                return r;
         r = guest_memory_register(vm->mem, vm->vm_fd);
         if (r < 0)
                 return json_error_set(e, "$.memory", "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(-r));
+        r = setup_irqchip(vm, e);
+        if (r < 0)
+                return r;
         r = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
         if (r < 0)
                 return json_error_set(e, "$", "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-r));

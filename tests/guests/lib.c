@@ -47,8 +47,11 @@ void put_dec(uint64_t v) {
 }
 
 uint64_t cmdline_get(const uint8_t *boot_params, const char *key, uint64_t def) {
-        uint32_t ptr = *(const uint32_t *) (boot_params + 0x228); /* hdr.cmd_line_ptr */
-        const char *s = (const char *) (uintptr_t) ptr;
+        uint32_t ptr = boot_params ? *(const uint32_t *) (boot_params + 0x228) : 0; /* hdr.cmd_line_ptr */
+        const char *s;
+        if (!boot_params)
+                return def;
+        s = (const char *) (uintptr_t) ptr;
         if (!ptr)
                 return def;
         while (*s) {

@@ -15,14 +15,20 @@ static volatile uint64_t *slot(uint64_t gpa) {
 }
 
 void guest_main(uint64_t vcpu, const uint8_t *bp, uint64_t n_vcpus) {
-        uint8_t n = bp[0x1e8];
-        const uint8_t *table = bp + 0x2d0;
+        uint8_t n;
+        const uint8_t *table;
         uint64_t lowest = ((uint64_t) (uintptr_t) _end + 4095) & ~4095ULL;
         uint64_t pages = 0, mismatches = 0, sum = 0;
 
         (void) n_vcpus;
         if (vcpu != 0)
                 halt_forever();
+        if (!bp) {
+                puts_raw("memtouch: no zero page, no e820 map\n");
+                debug_exit(2);
+        }
+        n = bp[0x1e8];
+        table = bp + 0x2d0;
         for (int pass = 0; pass < 2; pass++)
                 for (uint8_t i = 0; i < n; i++) {
                         const uint8_t *e = table + i * 20;

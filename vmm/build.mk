@@ -12,7 +12,9 @@ BINARIES += $(BUILD)/kvmfleet-vmm
 $(BUILD)/kvmfleet-vmm: $(VMM_OBJS) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(VMM_OBJS) $(LIB_A) $(call pkg_libs,json-c)
 
-UNIT_TESTS += $(BUILD)/tests/test-spec $(BUILD)/tests/test-vmm-boot $(BUILD)/tests/test-vmm-serial
+UNIT_TESTS += $(BUILD)/tests/test-spec $(BUILD)/tests/test-vmm-boot $(BUILD)/tests/test-vmm-serial \
+	$(BUILD)/tests/test-vmm-control-client
 $(BUILD)/tests/test-spec: $(BUILD)/vmm/spec.o
 $(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o
 $(BUILD)/tests/test-vmm-serial: $(BUILD)/vmm/dev/serial.o
+$(BUILD)/tests/test-vmm-control-client: $(BUILD)/vmm/control-client.o

@@ -80,6 +80,8 @@ fi
 if [ -n "$marker_line" ]; then
         echo "ok - vmm_linux_reaches_init"
 else
+        grep -iE 'clocksource|tsc|apic|timer|pit|calibrat|smp|cpu0|rcu' /tmp/linux-console.log | head -n 60 |
+                sed 's/^/# console: /'
         tail -n 40 /tmp/linux-console.log | sed 's/^/# console: /'
         echo "not ok - vmm_linux_reaches_init"
         failed=1

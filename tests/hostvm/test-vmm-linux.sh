@@ -62,10 +62,22 @@ cat >/tmp/linux.json <<SPEC
           "cmdline": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nokbd"},
  "console": {"log": "/tmp/linux-console.log"}}
 SPEC
-t0=$(cut -d' ' -f1 /proc/uptime)
-timeout 120 kvmfleet-vmm --spec /tmp/linux.json --control /run/linux.sock --status-file /tmp/linux-status.json
-rc=$?
-t1=$(cut -d' ' -f1 /proc/uptime)
+# A guest kernel that stalls after "Unstable clock detected" under nested TCG (about 1 boot in 5,
+# cause still open) is booted again, at most three times; each stalled attempt is reported.
+attempt=1
+while :; do
+        rm -f /tmp/linux-console.log /tmp/linux-status.json
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        timeout 60 kvmfleet-vmm --spec /tmp/linux.json --control /run/linux.sock --status-file /tmp/linux-status.json
+        rc=$?
+        t1=$(cut -d' ' -f1 /proc/uptime)
+        grep -q 'KVMFLEET-INIT-REACHED' /tmp/linux-console.log 2>/dev/null && break
+        [ "$attempt" -ge 3 ] && break
+        echo "# attempt $attempt: exit status $rc, /init not reached; last console lines:"
+        tail -n 5 /tmp/linux-console.log 2>/dev/null | sed 's/^/#   /'
+        attempt=$((attempt + 1))
+done
+echo "# boot attempts: $attempt"
 echo "# kvmfleet-vmm exit status $rc, boot to reset took $(awk "BEGIN{print $t1 - $t0}") s (test host uptime $t0 -> $t1)"
 banner=$(grep -m1 'Linux version' /tmp/linux-console.log)
 marker_line=$(grep -n 'KVMFLEET-INIT-REACHED' /tmp/linux-console.log | head -n 1)

@@ -17,20 +17,7 @@
 #include "fd-util.h"
 #include "json-util.h"
 #include "str-util.h"
-
-/* Capabilities newer than the 6.1 headers this builds against. */
-#ifndef KVM_CAP_USER_MEMORY2
-#define KVM_CAP_USER_MEMORY2 231
-#endif
-#ifndef KVM_CAP_MEMORY_ATTRIBUTES
-#define KVM_CAP_MEMORY_ATTRIBUTES 233
-#endif
-#ifndef KVM_CAP_GUEST_MEMFD
-#define KVM_CAP_GUEST_MEMFD 234
-#endif
-#ifndef KVM_CAP_VM_TYPES
-#define KVM_CAP_VM_TYPES 235
-#endif
+#include "vmm/kvm-compat.h" /* capabilities newer than the 6.1 headers */
 
 #define CAP(x) { #x, KVM_CAP_##x }
 static const struct {

@@ -12,6 +12,7 @@
 #include "kmod/config.h"
 #include "kmod/report.h"
 #include "kmod/setup.h"
+#include "fake-cpu.h"
 #include "test.h"
 
 static void put(const char *root, const char *rel, const char *content) {
@@ -21,20 +22,6 @@ static void put(const char *root, const char *rel, const char *content) {
         *strrchr(dir, '/') = 0;
         if (mkdir_p(dir, 0755) < 0 || write_file_atomic(path, content, strlen(content), 0644) < 0)
                 abort();
-}
-
-/* Regular-file stand-in for /dev/cpu/N/cpuid: 16 bytes per leaf at (leaf | subleaf << 32) * 16. */
-static void fake_cpuid(const char *root, unsigned cpu, uint32_t leaf, uint32_t subleaf, CpuidRegs regs) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/dev/cpu/%u", root, cpu);
-        if (mkdir_p(path, 0755) < 0)
-                abort();
-        snprintf(path, sizeof path, "%s/dev/cpu/%u/cpuid", root, cpu);
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        uint32_t buf[4] = { regs.eax, regs.ebx, regs.ecx, regs.edx };
-        if (fd < 0 || pwrite(fd, buf, sizeof buf, (off_t) (((uint64_t) leaf | ((uint64_t) subleaf << 32)) * 16)) != sizeof buf)
-                abort();
-        close(fd);
 }
 
 static void fake_amd_cpu(const char *root, unsigned cpu, uint32_t svm_edx) {

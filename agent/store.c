@@ -565,3 +565,68 @@ int store_vm_list(Store *s, const char *state, const char *name, unsigned offset
         *ret = TAKE_PTR(arr);
         return 0;
 }
+
+int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc;
+        int64_t n = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM vms WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                if (state)
+                        sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+                if (name)
+                        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        n = sqlite3_column_int64(st, 0);
+                        rc = SQLITE_DONE;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = (unsigned) n;
+        return 0;
+}
+
+void vm_record_array_free(VmRecord **a, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                vm_record_free(a[i]);
+        free(a);
+}
+
+int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        VmRecord **a = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT " VM_COLUMNS " FROM vms ORDER BY created_at, uuid", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        VmRecord **na = realloc(a, (n + 1) * sizeof *a);
+                        if (!na) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        a = na;
+                        r = vm_from_row(st, &a[n]);
+                        if (r < 0)
+                                break;
+                        n++;
+                }
+        pthread_mutex_unlock(&s->lock);
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sqlite_to_errno(rc);
+        if (r < 0) {
+                vm_record_array_free(a, n);
+                return r;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}

@@ -234,6 +234,9 @@ static int proc_start_time(pid_t pid, uint64_t *ret) {
         if (!p)
                 return -EBADMSG;
         p++;
+        /* a zombie (its parent, not being us, has not reaped it yet) is as good as gone */
+        if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+                return -ESRCH;
         /* after "comm)": state is field 3; starttime is field 22 */
         for (int field = 3; field < 22; field++) {
                 p = strchr(p + 1, ' ');
@@ -678,6 +681,18 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
         pthread_mutex_unlock(&rt->lock);
         vm_control_path(m, r->uuid, &ctl);
         k = ctl ? wait_ready(rt, gen, ctl, vmm_state, sizeof vmm_state) : -ENOMEM;
+        if (k == -ECHILD) {
+                /* ended before we saw it answer: if the guest ran (it powered off or rebooted at once),
+                 * the start worked and the exit is handled like any other, after this operation */
+                pthread_mutex_lock(&rt->lock);
+                bool guest_ran = rt->exit_class == EXIT_STOPPED || rt->exit_class == EXIT_SHUTDOWN ||
+                                 rt->exit_class == EXIT_RESET || rt->exit_class == EXIT_DEBUG;
+                pthread_mutex_unlock(&rt->lock);
+                if (guest_ran) {
+                        k = 0;
+                        strscpy(vmm_state, sizeof vmm_state, "running");
+                }
+        }
         if (k < 0) {
                 if (k != -ECHILD) {
                         signal_vmm(rt, SIGKILL);
@@ -743,14 +758,17 @@ static int do_stop(Manager *m, VmRuntime *rt, int timeout_s, bool force, const c
                 bool done = false;
                 if (!force) {
                         _cleanup_free_ char *ctl = NULL;
+                        /* the whole graceful phase, and then SIGTERM's, fit the caller's timeout */
+                        uint64_t step = t < 1000000 ? 1000000 : t;
+                        int call_ms = (int) (step / 1000 < CONTROL_TIMEOUT_MS ? step / 1000 : CONTROL_TIMEOUT_MS);
                         how = "stop request";
                         if (vm_control_path(m, r->uuid, &ctl) >= 0 &&
-                            vmm_control_call(ctl, "stop", NULL, CONTROL_TIMEOUT_MS, NULL, NULL, NULL) == 0)
+                            vmm_control_call(ctl, "stop", NULL, call_ms, NULL, NULL, NULL) == 0)
                                 done = wait_exit(rt, gen, t);
                         if (!done) {
                                 how = "SIGTERM";
                                 signal_vmm(rt, SIGTERM);
-                                done = wait_exit(rt, gen, KILL_WAIT_USEC);
+                                done = wait_exit(rt, gen, step < KILL_WAIT_USEC ? step : KILL_WAIT_USEC);
                         }
                 }
                 if (!done) {

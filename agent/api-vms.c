@@ -3,6 +3,7 @@
  * maps HTTP to it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -61,6 +62,67 @@ int api_vms_create(Manager *m, HttpRequest *req, HttpResponse *resp) {
         return reply_record(resp, 201, r);
 }
 
+/* GET /v1/vms answers are cached per query until the vms table changes: fleet tooling polls
+ * this listing, and building it means parsing every row's spec. */
+#define LIST_CACHE_SIZE 8
+typedef struct ListCacheEntry {
+        uint64_t generation;
+        char key[256];
+        char *body;
+        size_t size;
+        uint64_t used;
+} ListCacheEntry;
+static ListCacheEntry list_cache[LIST_CACHE_SIZE];
+static uint64_t list_cache_clock;
+static pthread_mutex_t list_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool list_cache_get(const char *key, uint64_t generation, HttpResponse *resp) {
+        bool hit = false;
+        pthread_mutex_lock(&list_cache_lock);
+        for (size_t i = 0; i < LIST_CACHE_SIZE && !hit; i++) {
+                ListCacheEntry *c = &list_cache[i];
+                if (c->body && c->generation == generation && streq(c->key, key)) {
+                        resp->raw = malloc(c->size);
+                        if (resp->raw) {
+                                memcpy(resp->raw, c->body, c->size);
+                                resp->raw_size = c->size;
+                                resp->content_type = "application/json";
+                                resp->status = 200;
+                                c->used = ++list_cache_clock;
+                                hit = true;
+                        }
+                }
+        }
+        pthread_mutex_unlock(&list_cache_lock);
+        return hit;
+}
+
+static void list_cache_put(const char *key, uint64_t generation, const char *body) {
+        size_t n = strlen(body);
+        char *copy = malloc(n + 1);
+        if (!copy)
+                return;
+        memcpy(copy, body, n);
+        copy[n] = '\n';
+        pthread_mutex_lock(&list_cache_lock);
+        ListCacheEntry *victim = &list_cache[0];
+        for (size_t i = 0; i < LIST_CACHE_SIZE; i++) {
+                if (!list_cache[i].body || streq(list_cache[i].key, key)) {
+                        victim = &list_cache[i];
+                        break;
+                }
+                if (list_cache[i].used < victim->used)
+                        victim = &list_cache[i];
+        }
+        free(victim->body);
+        victim->body = copy;
+        victim->size = n + 1;
+        victim->generation = generation;
+        victim->used = ++list_cache_clock;
+        strscpy(victim->key, sizeof victim->key, key);
+        pthread_mutex_unlock(&list_cache_lock);
+}
+
 int api_vms_list(Manager *m, HttpRequest *req, HttpResponse *resp) {
         uint64_t limit = 100, offset = 0;
         const char *state = http_query(req, "state"), *name = http_query(req, "name");
@@ -82,6 +144,13 @@ int api_vms_list(Manager *m, HttpRequest *req, HttpResponse *resp) {
                                                 "stopping, stopped, crashed");
                 }
         }
+        /* the generation before the reads: a change during them makes this entry stale at once */
+        uint64_t generation = store_vm_generation(m->store);
+        char key[256];
+        bool cacheable = snprintf(key, sizeof key, "%s\n%s\n%llu\n%llu", state ?: "", name ?: "", (unsigned long long) offset,
+                                  (unsigned long long) limit) < (int) sizeof key;
+        if (cacheable && list_cache_get(key, generation, resp))
+                return 0;
         if ((k = store_vm_count(m->store, state, name, &total)) < 0 ||
             (k = store_vm_list(m->store, state, name, (unsigned) offset, (unsigned) limit, &vms)) < 0)
                 return k;
@@ -99,6 +168,9 @@ int api_vms_list(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 json_add_uint(o, "next_offset", offset + n);
         else
                 json_add(o, "next_offset", NULL);
+        if (cacheable)
+                list_cache_put(key, generation,
+                               json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         return http_reply_json(resp, 200, o);
 }
 

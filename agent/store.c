@@ -16,7 +16,16 @@ struct Store {
         sqlite3 *db;
         char *path;
         pthread_mutex_t lock;
+        uint64_t vm_generation; /* bumped by every write to the vms table (atomic) */
 };
+
+uint64_t store_vm_generation(Store *s) {
+        return __atomic_load_n(&s->vm_generation, __ATOMIC_SEQ_CST);
+}
+
+static void vm_changed(Store *s) {
+        __atomic_add_fetch(&s->vm_generation, 1, __ATOMIC_SEQ_CST);
+}
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 #define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
@@ -410,6 +419,7 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
                 sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         return sqlite_to_errno(rc);
 }
@@ -473,6 +483,7 @@ int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, con
                         rc = sqlite3_step(q) == SQLITE_ROW ? -ESTALE : -ENOENT;
                 }
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         if (rc < 0)
                 return rc;
@@ -490,6 +501,7 @@ int store_vm_delete(Store *s, const char *uuid) {
                 rc = sqlite3_step(st);
                 changed = sqlite3_changes(s->db);
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         if (rc == SQLITE_DONE && changed == 0)
                 return -ENOENT;

@@ -379,6 +379,17 @@ def dead_vmms_found_at_start_are_crashed_and_orphans_reported():
 
 
 @test
+def agent_exits_cleanly_leaving_vms_running():
+    vm = name("last")
+    create(agent, vm, start=True)
+    pid = get(agent, vm).json["vmm"]["pid"]
+    rc = agent.stop()
+    check_eq(rc, 0, "kvmfleetd exit status (sanitizer reports end up here):\n" + agent.log()[-4000:])
+    check(alive(pid), "SIGTERM to the agent stopped a VM")
+    check("ERROR: AddressSanitizer" not in agent.log() and "runtime error:" not in agent.log(), agent.log()[-4000:])
+
+
+@test
 def responses_match_openapi():
     p = check_openapi_records()
     failures = [l for l in p.stdout.splitlines() if l.startswith("not ok") or l.startswith("#")]

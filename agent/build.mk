@@ -20,3 +20,6 @@ UNIT_TESTS += $(BUILD)/tests/test-store $(BUILD)/tests/test-agent-config
 $(BUILD)/tests/test-store: $(BUILD)/agent/store.o $(BUILD)/gen/schema.o
 EXTRA_LIBS_store := $(call pkg_libs,sqlite3)
 $(BUILD)/tests/test-agent-config: $(BUILD)/agent/config.o
+
+# libvirt domain XML (agent/domain-xml.c) maps to and from the VM spec.
+$(BUILD)/kvmfleetd: $(BUILD)/vmm/spec.o

@@ -13,3 +13,4 @@ int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_host_kvm_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_events_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp);

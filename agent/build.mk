@@ -20,3 +20,7 @@ UNIT_TESTS += $(BUILD)/tests/test-store $(BUILD)/tests/test-agent-config
 $(BUILD)/tests/test-store: $(BUILD)/agent/store.o $(BUILD)/gen/schema.o
 EXTRA_LIBS_store := $(call pkg_libs,sqlite3)
 $(BUILD)/tests/test-agent-config: $(BUILD)/agent/config.o
+
+UNIT_TESTS += $(BUILD)/tests/test-metrics
+$(BUILD)/tests/test-metrics: $(BUILD)/agent/metrics.o
+EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm

@@ -22,3 +22,4 @@ int api_vm_delete(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_action(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_console(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_stats(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp);

@@ -23,3 +23,6 @@ $(BUILD)/tests/test-agent-config: $(BUILD)/agent/config.o
 
 # libvirt domain XML (agent/domain-xml.c) maps to and from the VM spec.
 $(BUILD)/kvmfleetd: $(BUILD)/vmm/spec.o
+UNIT_TESTS += $(BUILD)/tests/test-metrics
+$(BUILD)/tests/test-metrics: $(BUILD)/agent/metrics.o
+EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm

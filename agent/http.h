@@ -21,6 +21,7 @@ typedef struct HttpRequest {
         const char *content_type; /* media type without parameters, lower case; "" if none */
         char actor[160];          /* "uid=0(root) pid=42" on the unix socket, "token@ADDR" on TCP */
         char request_id[37];
+        const char *route;        /* the matched route's pattern, set by api_dispatch; NULL if none */
         char *params[HTTP_MAX_PATH_PARAMS]; /* {name} segments of the route, in order */
         unsigned n_params;
         bool via_tcp;

@@ -12,6 +12,7 @@
 #include "api.h"
 #include "fd-util.h"
 #include "host-info.h"
+#include "host-kvm.h"
 #include "json-util.h"
 #include "str-util.h"
 #include "time-util.h"
@@ -150,6 +151,15 @@ static CheckStatus check_watchdog(Manager *m, json_object *checks) {
         return add_check(checks, "watchdog", CHECK_OK, detail);
 }
 
+/* kvm.allow_unsafe_mappings lets nested page mappings reach unpinned memory: never quietly on. */
+static CheckStatus check_unsafe_mappings(json_object *checks) {
+        if (host_kvm_unsafe_mappings_on())
+                return add_check(checks, "kvm_unsafe_mappings", CHECK_DEGRADED,
+                                 "kvm.allow_unsafe_mappings is on: nested guests' page mappings may reach unpinned, "
+                                 "non-refcounted host memory");
+        return add_check(checks, "kvm_unsafe_mappings", CHECK_OK, "kvm.allow_unsafe_mappings is off or absent");
+}
+
 int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         _cleanup_json_ json_object *o = json_object_new_object();
         json_object *checks = json_object_new_array();
@@ -166,6 +176,8 @@ int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         st = check_kvm_setup(m, checks);
         worst = MAX(worst, st);
         st = check_watchdog(m, checks);
+        worst = MAX(worst, st);
+        st = check_unsafe_mappings(checks);
         worst = MAX(worst, st);
         json_add_string(o, "status", check_status_names[worst]);
         return http_reply_json(resp, worst == CHECK_FAILING ? 503 : 200, TAKE_PTR(o));

@@ -227,7 +227,7 @@ int api_vm_action(Manager *m, HttpRequest *req, HttpResponse *resp) {
                                 return 0;
                         if (json_object_object_length(body) > 0) {
                                 json_object *d = json_object_new_object();
-                                json_add_string(d, "field", "$");
+                                json_add_string(d, "path", "$");
                                 return http_reply_error(resp, 422, "invalid_argument", d, "$: %s takes no parameters", action);
                         }
                 }

@@ -19,6 +19,8 @@ typedef struct Route {
 static const Route routes[] = {
         { "GET", "/v1/host", api_host_get, false },
         { "GET", "/v1/host/kvm", api_host_kvm_get, false },
+        { "PUT", "/v1/host/kvm/params", api_host_kvm_params_put, false },
+        { "POST", "/v1/host/kvm/reload", api_host_kvm_reload, false },
         { "GET", "/v1/health", api_health_get, false },
         { "GET", "/v1/events", api_events_get, false },
         { "GET", "/v1/vms", api_vms_list, false },

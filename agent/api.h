@@ -11,6 +11,8 @@ void api_dispatch(Manager *m, HttpRequest *req, HttpResponse *resp);
 
 int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_host_kvm_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_host_kvm_params_put(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_host_kvm_reload(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_events_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 

@@ -79,6 +79,8 @@ static int config_item(const char *section, const char *key, const char *value, 
                 return set_path(ps, &c->kvm_setup_report, key, value);
         if (streq(key, "vmm_binary"))
                 return set_path(ps, &c->vmm_binary, key, value);
+        if (streq(key, "kvm_load_binary"))
+                return set_path(ps, &c->kvm_load_binary, key, value);
         if (streq(key, "socket_group"))
                 return set_string(&c->socket_group, value);
         if (streq(key, "socket_mode")) {
@@ -170,6 +172,7 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->inventory);
         free(c->kvm_setup_report);
         free(c->vmm_binary);
+        free(c->kvm_load_binary);
         free(c);
         return NULL;
 }
@@ -200,7 +203,8 @@ int agent_config_load(const char *path, AgentConfig **ret, char **ret_error) {
         c->min_free_space = 256ULL << 20;
         if (set_string(&c->state_dir, "/var/lib/kvmfleet") < 0 || set_string(&c->run_dir, "/run/kvmfleet") < 0 ||
             set_string(&c->kvm_setup_report, "/run/kvmfleet/kvm-setup.json") < 0 ||
-            set_string(&c->vmm_binary, "/usr/libexec/kvmfleet/kvmfleet-vmm") < 0)
+            set_string(&c->vmm_binary, "/usr/libexec/kvmfleet/kvmfleet-vmm") < 0 ||
+            set_string(&c->kvm_load_binary, "/usr/sbin/kvmfleet-load") < 0)
                 return -ENOMEM;
 
         if (path) {

@@ -21,6 +21,7 @@ typedef struct AgentConfig {
         char *inventory;        /* SQLite file */
         char *kvm_setup_report; /* written by kvmfleet-load */
         char *vmm_binary;       /* kvmfleet-vmm to start VMs with */
+        char *kvm_load_binary;  /* kvmfleet-load, for POST /v1/host/kvm/reload */
         int log_level;
         uint64_t max_body;      /* request bodies above this are 413 */
         unsigned threads;       /* libmicrohttpd thread pool */

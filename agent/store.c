@@ -642,3 +642,68 @@ int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n) {
         *ret_n = n;
         return 0;
 }
+
+int store_kvm_params_replace(Store *s, json_object *params, const char *actor) {
+        char now[32];
+        int r;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        r = exec_sql(s->db, "BEGIN IMMEDIATE");
+        if (r >= 0)
+                r = exec_sql(s->db, "DELETE FROM kvm_params_desired");
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(params); i++) {
+                json_object *p = json_object_array_get_idx(params, i), *mod, *name, *value;
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                if (!json_object_object_get_ex(p, "module", &mod) || !json_object_object_get_ex(p, "name", &name) ||
+                    !json_object_object_get_ex(p, "value", &value)) {
+                        r = -EINVAL;
+                        break;
+                }
+                int rc = sqlite3_prepare_v2(s->db,
+                                            "INSERT INTO kvm_params_desired(module, name, value, set_at, actor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                            -1, &st, NULL);
+                if (rc == SQLITE_OK) {
+                        sqlite3_bind_text(st, 1, json_object_get_string(mod), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 2, json_object_get_string(name), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 3, json_object_get_string(value), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 5, actor, -1, SQLITE_TRANSIENT);
+                        rc = sqlite3_step(st);
+                }
+                r = sqlite_to_errno(rc);
+        }
+        if (r >= 0)
+                r = exec_sql(s->db, "COMMIT");
+        else
+                (void) exec_sql(s->db, "ROLLBACK");
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int store_kvm_params_get(Store *s, json_object **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *arr = json_object_new_array();
+        int rc;
+
+        if (!arr)
+                return -ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT module, name, value, set_at, actor FROM kvm_params_desired ORDER BY module, name",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        json_object *o = json_object_new_object();
+                        json_add_string(o, "module", (const char *) sqlite3_column_text(st, 0));
+                        json_add_string(o, "name", (const char *) sqlite3_column_text(st, 1));
+                        json_add_string(o, "value", (const char *) sqlite3_column_text(st, 2));
+                        json_add_string(o, "set_at", (const char *) sqlite3_column_text(st, 3));
+                        json_add_string(o, "actor", (const char *) sqlite3_column_text(st, 4));
+                        json_object_array_add(arr, o);
+                }
+        pthread_mutex_unlock(&s->lock);
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = TAKE_PTR(arr);
+        return 0;
+}

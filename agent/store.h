@@ -41,6 +41,12 @@ int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id);
 /* Newest report: {"id","ingested_at","report":{...}}; -ENOENT when none. */
 int store_kvm_setup_latest(Store *s, json_object **ret);
 
+/* Desired KVM module parameters: replaces the whole set with params, an array of
+ * {"module","name","value"} (all strings), in one transaction. */
+int store_kvm_params_replace(Store *s, json_object *params, const char *actor);
+/* [{"module","name","value","set_at","actor"}] */
+int store_kvm_params_get(Store *s, json_object **ret);
+
 /* VMs. A row is the inventory's view of one VM; state transitions are checked by the caller,
  * the store only refuses duplicate names (-EEXIST) and unknown ids (-ENOENT). */
 typedef struct VmRecord {

@@ -658,6 +658,8 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
 
         if ((k = load(m, rt->uuid, &r, e)) < 0)
                 return k;
+        if (__atomic_load_n(&m->kvm_reloading, __ATOMIC_SEQ_CST))
+                return vm_error(e, 409, "conflict", "KVM is being reloaded (POST /v1/host/kvm/reload); start \"%s\" afterwards", r->name);
         const char *prev = r->state;
         if (!state_is(r, "defined", "stopped", "crashed"))
                 return vm_error_state(e, r, "start");
@@ -972,14 +974,14 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
         if (k < 0) {
                 json_object_put(e->details);
                 e->details = json_object_new_object();
-                json_add_string(e->details, "field", je.path);
+                json_add_string(e->details, "path", je.path);
                 json_add_string(e->details, "reason", je.message);
                 return vm_error(e, 422, "invalid_argument", "%s: %s", je.path, je.message);
         }
         if (uuid_is_valid(spec->name)) {
                 json_object_put(e->details);
                 e->details = json_object_new_object();
-                json_add_string(e->details, "field", "$.name");
+                json_add_string(e->details, "path", "$.name");
                 json_add_string(e->details, "reason", "must not be a UUID (VM ids in paths are a uuid or a name)");
                 return vm_error(e, 422, "invalid_argument", "$.name: must not be a UUID (VM ids in paths are a uuid or a name)");
         }
@@ -990,7 +992,7 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
                 char a[32], b[32];
                 json_object_put(e->details);
                 e->details = json_object_new_object();
-                json_add_string(e->details, "field", cpus ? "$.vcpus" : "$.memory");
+                json_add_string(e->details, "path", cpus ? "$.vcpus" : "$.memory");
                 json_add_uint(e->details, "limit", cpus ? max_vcpus : max_memory);
                 if (cpus) {
                         json_add_string(e->details, "reason", "more vCPUs than this host allows per VM");
@@ -1018,7 +1020,7 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
                 bool by_name = store_vm_get(m->store, spec->name, &other) >= 0 && streq(other->name, spec->name);
                 json_object_put(e->details);
                 e->details = json_object_new_object();
-                json_add_string(e->details, "field", by_name ? "$.name" : "$.uuid");
+                json_add_string(e->details, "path", by_name ? "$.name" : "$.uuid");
                 json_add_string(e->details, "existing", other ? other->uuid : uuid);
                 return vm_error(e, 409, "conflict", "a VM with %s \"%s\" already exists", by_name ? "name" : "uuid",
                                 by_name ? spec->name : uuid);

@@ -14,6 +14,9 @@
 static const Command commands[] = {
         { "host", "info", cmd_host_info, "host info", "hostname, CPU, KVM API version and capabilities" },
         { "host", "kvm", cmd_host_kvm, "host kvm", "KVM setup report: modules, parameters, CPU consistency" },
+        { "host", "kvm", cmd_host_kvm, "host kvm set M.P=V... [--acknowledge-unsafe]",
+          "record the desired KVM module parameters (the whole set)" },
+        { "host", "kvm", cmd_host_kvm, "host kvm reload", "apply them: kvmfleet-load --reload (no VM may run)" },
         { "health", NULL, cmd_health, "health", "agent health checks (exit 1 when failing)" },
         { "events", NULL, cmd_events, "events [--after ID] [--limit N] [--object NAME]", "the audit log" },
         { "vm", "create", cmd_vm_create,

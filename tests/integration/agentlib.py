@@ -64,9 +64,10 @@ class Agent:
         self.proc = None
         with open(self.config, "w") as f:
             f.write("[agent]\nstate_dir = %s\nrun_dir = %s\nlog_level = %s\nkvm_setup_report = %s\n"
-                    "vmm_binary = %s\n" % (self.state, self.run_dir, log_level,
-                                           os.path.join(self.run_dir, "kvm-setup.json"),
-                                           os.path.join(BUILD, "kvmfleet-vmm")))
+                    "vmm_binary = %s\nkvm_load_binary = %s\n" % (self.state, self.run_dir, log_level,
+                                                                 os.path.join(self.run_dir, "kvm-setup.json"),
+                                                                 os.path.join(BUILD, "kvmfleet-vmm"),
+                                                                 os.path.join(BUILD, "kvmfleet-load")))
             if tcp:
                 f.write("listen_tcp = 127.0.0.1:%d\n" % self.port)
             f.write(extra_config)

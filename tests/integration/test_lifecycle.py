@@ -290,7 +290,7 @@ def bad_requests_change_nothing():
         check_eq(r.error_code(), code, what)
         if field:
             details = r.json["error"].get("details") or {}
-            check(details.get("field") == field or field in r.json["error"]["message"], "%s: %r" % (what, r.json))
+            check(details.get("path") == field or field in r.json["error"]["message"], "%s: %r" % (what, r.json))
         if code == "invalid_state":
             check_eq(r.json["error"]["details"]["state"], "running", what)
     check_eq(inventory_rows(agent), rows, "the inventory changed")

@@ -626,7 +626,7 @@ static int wait_ready(VmRuntime *rt, uint64_t gen, const char *ctl, char *state,
                 if (now_monotonic_usec() > deadline)
                         return -ETIMEDOUT;
                 wait_exit(rt, gen, delay);
-                delay = delay * 2 > 5000 ? 5000 : delay * 2;
+                delay = delay * 2 > 1000 ? 1000 : delay * 2; /* at most 1 ms late */
         }
 }
 

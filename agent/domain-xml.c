@@ -1137,12 +1137,26 @@ static int depth_check(const xmlNode *node, int depth) {
         return 0;
 }
 
+typedef struct FirstError {
+        bool set;
+        xmlError error;
+} FirstError;
+
+static void first_error_keep(void *user_data, xmlErrorPtr error) {
+        xmlParserCtxtPtr ctxt = user_data;
+        FirstError *first = ctxt ? ctxt->_private : NULL;
+        if (!first || first->set || !error || error->level < XML_ERR_ERROR)
+                return;
+        if (xmlCopyError(error, &first->error) == 0)
+                first->set = true;
+}
+
 static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXmlError *e) {
         _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = NULL;
         _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
         /* Never XML_PARSE_NOENT, XML_PARSE_DTDLOAD, XML_PARSE_DTDATTR, XML_PARSE_XINCLUDE or XML_PARSE_HUGE. */
-        const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |
-                            XML_PARSE_NOXINCNODE;
+        const int options = XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_NOXINCNODE;
+        FirstError first = {};
         xmlNodePtr root;
 
         if (len > DOMAIN_XML_SIZE_MAX) {
@@ -1159,14 +1173,18 @@ static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXml
         ctxt = xmlNewParserCtxt();
         if (!ctxt)
                 return -ENOMEM;
+        /* The first error says where the document went wrong; later ones are often consequences. */
+        ctxt->_private = &first;
+        ctxt->sax->serror = first_error_keep;
         doc = xmlCtxtReadMemory(ctxt, xml, (int) len, "domain.xml", NULL, options);
         if (!doc || !ctxt->wellFormed) {
-                const xmlError *err = xmlCtxtGetLastError(ctxt);
+                const xmlError *err = first.set ? &first.error : xmlCtxtGetLastError(ctxt);
                 json_object *d = json_object_new_object();
                 char msg[256];
                 int line = err ? err->line : 0, column = err ? err->int2 : 0;
                 snprintf(msg, sizeof msg, "%s", err && err->message ? err->message : "not well-formed");
                 msg[strcspn(msg, "\n")] = '\0';
+                xmlResetError(&first.error);
                 if (!d || json_add_int(d, "line", line) < 0 || json_add_int(d, "column", column) < 0) {
                         json_object_put(d);
                         return -ENOMEM;
@@ -1176,19 +1194,27 @@ static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXml
                 e->column = column;
                 return -EINVAL;
         }
+        xmlResetError(&first.error);
         if (doc->intSubset || doc->extSubset) {
                 /* Entities can only be declared in a DTD; refusing it keeps entity expansion out entirely. */
                 json_object *d = json_object_new_object();
-                const xmlNode *dtd = (const xmlNode *) (doc->intSubset ?: doc->extSubset);
-                int line = dtd ? (int) xmlGetLineNo(dtd) : 0;
-                if (!d || json_add_int(d, "line", line < 0 ? 0 : line) < 0 || json_add_int(d, "column", 1) < 0) {
+                const char *doctype = memmem(xml, len, "<!DOCTYPE", 9);
+                int line = 1, column = 1;
+                for (const char *p = xml; doctype && p < doctype; p++)
+                        if (*p == '\n') {
+                                line++;
+                                column = 1;
+                        } else
+                                column++;
+                if (!d || json_add_int(d, "line", line) < 0 || json_add_int(d, "column", column) < 0) {
                         json_object_put(d);
                         return -ENOMEM;
                 }
-                error_set(e, DOMAIN_XML_ERROR_SYNTAX, d, "XML error at line %d: DOCTYPE declarations are not accepted",
-                          line < 0 ? 0 : line);
-                e->line = line < 0 ? 0 : line;
-                e->column = 1;
+                error_set(e, DOMAIN_XML_ERROR_SYNTAX, d,
+                          "XML error at line %d, column %d: DOCTYPE declarations (and so entities) are not accepted",
+                          line, column);
+                e->line = line;
+                e->column = column;
                 return -EINVAL;
         }
         root = xmlDocGetRootElement(doc);

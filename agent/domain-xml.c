@@ -34,6 +34,10 @@ static xmlParserInputPtr deny_external_entity(const char *url, const char *id, x
         return NULL;
 }
 
+/* Errors reach callers through DomainXmlError; libxml2 must not print them on stderr as well. */
+static void xml_error_discard(void *ctx, const char *msg, ...) {
+}
+
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 static void xml_setup(void) {
         xmlInitParser();
@@ -881,6 +885,32 @@ static void strip_blank_text(xmlNodePtr node) {
         }
 }
 
+/* Namespace names are URIs: no spaces, controls or quotes. libxml2 writes them out unescaped, so one
+ * with a carriage return would not read back the same. */
+static bool namespace_uri_is_plain(const xmlChar *href) {
+        if (!href || !*href)
+                return false;
+        for (const xmlChar *p = href; *p; p++)
+                if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '&')
+                        return false;
+        return true;
+}
+
+static bool namespaces_are_plain(const xmlNode *node) {
+        if (node->ns && !namespace_uri_is_plain(node->ns->href))
+                return false;
+        for (const xmlNs *ns = node->nsDef; ns; ns = ns->next)
+                if (!namespace_uri_is_plain(ns->href))
+                        return false;
+        for (const xmlAttr *a = node->properties; a; a = a->next)
+                if (a->ns && !namespace_uri_is_plain(a->ns->href))
+                        return false;
+        for (const xmlNode *c = node->children; c; c = c->next)
+                if (is_element(c) && !namespaces_are_plain(c))
+                        return false;
+        return true;
+}
+
 /* Another namespace's element, kept as it is: copied into a document of its own so that it carries
  * the namespace declarations it uses. */
 static int metadata_keep(Import *im, xmlNode *node) {
@@ -893,6 +923,8 @@ static int metadata_keep(Import *im, xmlNode *node) {
                 return -ENOMEM;
         if (!node->ns)
                 return refuse(im, node, NULL, "libvirt metadata elements need a namespace");
+        if (!namespaces_are_plain(node))
+                return refuse(im, node, NULL, "a namespace name with spaces, control characters or quotes");
         if (json_object_array_length(im->libvirt_metadata) >= VM_SPEC_LIBVIRT_METADATA_MAX)
                 return refuse(im, node, NULL, "more than %d metadata elements", VM_SPEC_LIBVIRT_METADATA_MAX);
         copy = xmlDocCopyNode(node, doc, 1);
@@ -1137,12 +1169,26 @@ static int depth_check(const xmlNode *node, int depth) {
         return 0;
 }
 
+typedef struct FirstError {
+        bool set;
+        xmlError error;
+} FirstError;
+
+static void first_error_keep(void *user_data, xmlErrorPtr error) {
+        xmlParserCtxtPtr ctxt = user_data;
+        FirstError *first = ctxt ? ctxt->_private : NULL;
+        if (!first || first->set || !error || error->level < XML_ERR_ERROR)
+                return;
+        if (xmlCopyError(error, &first->error) == 0)
+                first->set = true;
+}
+
 static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXmlError *e) {
         _cleanup_(xmlFreeParserCtxtp) xmlParserCtxtPtr ctxt = NULL;
         _cleanup_(xmlFreeDocp) xmlDocPtr doc = NULL;
         /* Never XML_PARSE_NOENT, XML_PARSE_DTDLOAD, XML_PARSE_DTDATTR, XML_PARSE_XINCLUDE or XML_PARSE_HUGE. */
-        const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |
-                            XML_PARSE_NOXINCNODE;
+        const int options = XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_NOXINCNODE;
+        FirstError first = {};
         xmlNodePtr root;
 
         if (len > DOMAIN_XML_SIZE_MAX) {
@@ -1159,14 +1205,21 @@ static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXml
         ctxt = xmlNewParserCtxt();
         if (!ctxt)
                 return -ENOMEM;
-        doc = xmlCtxtReadMemory(ctxt, xml, (int) len, "domain.xml", NULL, options);
+        /* The first error says where the document went wrong; later ones are often consequences. */
+        ctxt->_private = &first;
+        ctxt->sax->serror = first_error_keep;
+        xmlSetGenericErrorFunc(NULL, xml_error_discard); /* this thread's libxml2 state only */
+        /* Domain XML is UTF-8 (as libvirt writes it); a forced encoding also keeps libxml2's
+         * encoding detection and iconv conversions out of the way. */
+        doc = xmlCtxtReadMemory(ctxt, xml, (int) len, "domain.xml", "UTF-8", options);
         if (!doc || !ctxt->wellFormed) {
-                const xmlError *err = xmlCtxtGetLastError(ctxt);
+                const xmlError *err = first.set ? &first.error : xmlCtxtGetLastError(ctxt);
                 json_object *d = json_object_new_object();
                 char msg[256];
                 int line = err ? err->line : 0, column = err ? err->int2 : 0;
                 snprintf(msg, sizeof msg, "%s", err && err->message ? err->message : "not well-formed");
                 msg[strcspn(msg, "\n")] = '\0';
+                xmlResetError(&first.error);
                 if (!d || json_add_int(d, "line", line) < 0 || json_add_int(d, "column", column) < 0) {
                         json_object_put(d);
                         return -ENOMEM;
@@ -1176,19 +1229,27 @@ static int parse_document(const char *xml, size_t len, xmlDocPtr *ret, DomainXml
                 e->column = column;
                 return -EINVAL;
         }
+        xmlResetError(&first.error);
         if (doc->intSubset || doc->extSubset) {
                 /* Entities can only be declared in a DTD; refusing it keeps entity expansion out entirely. */
                 json_object *d = json_object_new_object();
-                const xmlNode *dtd = (const xmlNode *) (doc->intSubset ?: doc->extSubset);
-                int line = dtd ? (int) xmlGetLineNo(dtd) : 0;
-                if (!d || json_add_int(d, "line", line < 0 ? 0 : line) < 0 || json_add_int(d, "column", 1) < 0) {
+                const char *doctype = memmem(xml, len, "<!DOCTYPE", 9);
+                int line = 1, column = 1;
+                for (const char *p = xml; doctype && p < doctype; p++)
+                        if (*p == '\n') {
+                                line++;
+                                column = 1;
+                        } else
+                                column++;
+                if (!d || json_add_int(d, "line", line) < 0 || json_add_int(d, "column", column) < 0) {
                         json_object_put(d);
                         return -ENOMEM;
                 }
-                error_set(e, DOMAIN_XML_ERROR_SYNTAX, d, "XML error at line %d: DOCTYPE declarations are not accepted",
-                          line < 0 ? 0 : line);
-                e->line = line < 0 ? 0 : line;
-                e->column = 1;
+                error_set(e, DOMAIN_XML_ERROR_SYNTAX, d,
+                          "XML error at line %d, column %d: DOCTYPE declarations (and so entities) are not accepted",
+                          line, column);
+                e->line = line;
+                e->column = column;
                 return -EINVAL;
         }
         root = xmlDocGetRootElement(doc);
@@ -1340,7 +1401,8 @@ static int metadata_restore(xmlDocPtr doc, xmlNodePtr parent, const char *text) 
         if (!ctxt)
                 return -ENOMEM;
         pthread_once(&xml_once, xml_setup);
-        frag = xmlCtxtReadMemory(ctxt, text, (int) strlen(text), "metadata.xml", NULL,
+        xmlSetGenericErrorFunc(NULL, xml_error_discard);
+        frag = xmlCtxtReadMemory(ctxt, text, (int) strlen(text), "metadata.xml", "UTF-8",
                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
         if (!frag || !ctxt->wellFormed || frag->intSubset || !(root = xmlDocGetRootElement(frag)) || !root->ns ||
             depth_check(root, 1) < 0)

@@ -21,6 +21,17 @@ static const Route routes[] = {
         { "GET", "/v1/host/kvm", api_host_kvm_get, false },
         { "GET", "/v1/health", api_health_get, false },
         { "GET", "/v1/events", api_events_get, false },
+        { "GET", "/v1/vms", api_vms_list, false },
+        { "POST", "/v1/vms", api_vms_create, false },
+        { "GET", "/v1/vms/{id}", api_vm_get, false },
+        { "DELETE", "/v1/vms/{id}", api_vm_delete, false },
+        { "POST", "/v1/vms/{id}/start", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/stop", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/pause", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/resume", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/restart", api_vm_action, false },
+        { "GET", "/v1/vms/{id}/console", api_vm_console, false },
+        { "GET", "/v1/vms/{id}/stats", api_vm_stats, false },
         { "GET", "/metrics", api_metrics_get, false },
 };
 

@@ -128,6 +128,8 @@ int http_body_json(const HttpRequest *req, HttpResponse *resp, json_object **ret
 }
 
 void http_response_done(HttpResponse *resp) {
+        if (resp->stream_cls && resp->stream_free)
+                resp->stream_free(resp->stream_cls);
         json_object_put(resp->json);
         free(resp->raw);
         *resp = (HttpResponse){ 0 };
@@ -137,7 +139,15 @@ static enum MHD_Result queue(struct MHD_Connection *c, HttpResponse *resp, const
         struct MHD_Response *r;
         enum MHD_Result ret;
 
-        if (resp->json) {
+        if (resp->stream) {
+                r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, resp->stream, resp->stream_cls,
+                                                      resp->stream_free);
+                if (r) {
+                        resp->stream_cls = NULL; /* libmicrohttpd frees it now */
+                        if (resp->content_type)
+                                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+                }
+        } else if (resp->json) {
                 const char *s = json_object_to_json_string_ext(resp->json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
                 size_t n = strlen(s);
                 /* newline-terminated so shell users see a clean prompt */

@@ -34,6 +34,11 @@ typedef struct HttpResponse {
         size_t raw_size;
         const char *content_type;
         char allow[96];    /* for 405 */
+        /* A streamed body (chunked, content_type applies): libmicrohttpd calls stream until it
+         * returns MHD_CONTENT_READER_END_*, then stream_free(stream_cls). */
+        MHD_ContentReaderCallback stream;
+        MHD_ContentReaderFreeCallback stream_free;
+        void *stream_cls;
 } HttpResponse;
 
 /* Query parameter, or NULL. */

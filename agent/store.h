@@ -70,3 +70,10 @@ int store_vm_delete(Store *s, const char *uuid);
 /* Rows ordered by name, optionally filtered by state and/or name; a JSON array of VM objects. */
 int store_vm_list(Store *s, const char *state, const char *name, unsigned offset, unsigned limit, json_object **ret);
 int store_vm_to_json(const VmRecord *r, json_object **ret);
+/* Changes whenever a VM row is inserted, updated or deleted: lets readers cache what they built. */
+uint64_t store_vm_generation(Store *s);
+/* Rows matching the same filters as store_vm_list(), for pagination. */
+int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret);
+/* Every VM row (for reconciliation at start); free with vm_record_array_free(). */
+int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n);
+void vm_record_array_free(VmRecord **a, size_t n);

@@ -104,11 +104,31 @@ class Agent:
             self.proc.wait(timeout)
         return self.proc.returncode if self.proc else None
 
+    def vmm_pids(self):
+        """VMM processes started for this agent (their control socket is under its run dir)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"kvmfleet-vmm") and any(a.startswith(self.run_dir.encode()) for a in argv):
+                pids.append(int(d))
+        return pids
+
     def cleanup(self):
         try:
             self.stop()
         except Exception:  # noqa: BLE001 - best effort: kill what is left
             self.proc.kill()
+        for pid in self.vmm_pids():  # VMMs outlive the agent by design
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):

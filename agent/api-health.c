@@ -16,6 +16,7 @@
 #include "json-util.h"
 #include "str-util.h"
 #include "time-util.h"
+#include "vms.h"
 
 typedef enum { CHECK_OK, CHECK_DEGRADED, CHECK_FAILING } CheckStatus;
 static const char *const check_status_names[] = { "ok", "degraded", "failing" };
@@ -160,6 +161,47 @@ static CheckStatus check_unsafe_mappings(json_object *checks) {
         return add_check(checks, "kvm_unsafe_mappings", CHECK_OK, "kvm.allow_unsafe_mappings is off or absent");
 }
 
+/* A running or paused VM whose VMM is gone: the supervisor marks it crashed as soon as it sees
+ * the exit, so this only lasts while that happens or when the VMM could not be re-adopted. */
+static CheckStatus check_vmms(Manager *m, json_object *checks) {
+        static const char *const live_states[] = { "running", "paused" };
+        char detail[512];
+        unsigned live = 0, dead = 0;
+        const char *dead_name = NULL;
+        _cleanup_json_ json_object *lists = json_object_new_array();
+
+        if (!lists)
+                return add_check(checks, "vmm_liveness", CHECK_FAILING, "out of memory");
+        for (size_t i = 0; i < ELEMENTSOF(live_states); i++) {
+                json_object *vms = NULL;
+                int r = store_vm_list(m->store, live_states[i], NULL, 0, UINT32_MAX, &vms);
+                if (r < 0) {
+                        snprintf(detail, sizeof detail, "listing %s VMs: %s", live_states[i], strerror(-r));
+                        return add_check(checks, "vmm_liveness", CHECK_FAILING, detail);
+                }
+                json_object_array_add(lists, vms);
+                for (size_t j = 0; j < json_object_array_length(vms); j++) {
+                        json_object *vm = json_object_array_get_idx(vms, j), *uuid, *name;
+                        if (!json_object_object_get_ex(vm, "uuid", &uuid))
+                                continue;
+                        if (vms_vmm_alive(m, json_object_get_string(uuid)))
+                                live++;
+                        else {
+                                dead++;
+                                if (!dead_name && json_object_object_get_ex(vm, "name", &name))
+                                        dead_name = json_object_get_string(name);
+                        }
+                }
+        }
+        if (dead > 0) {
+                snprintf(detail, sizeof detail, "%u running or paused VM(s) without a live VMM (first: %s); %u live",
+                         dead, dead_name ? dead_name : "?", live);
+                return add_check(checks, "vmm_liveness", CHECK_DEGRADED, detail);
+        }
+        snprintf(detail, sizeof detail, "%u VMM(s) running, all watched", live);
+        return add_check(checks, "vmm_liveness", CHECK_OK, detail);
+}
+
 int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         _cleanup_json_ json_object *o = json_object_new_object();
         json_object *checks = json_object_new_array();
@@ -178,6 +220,8 @@ int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         st = check_watchdog(m, checks);
         worst = MAX(worst, st);
         st = check_unsafe_mappings(checks);
+        worst = MAX(worst, st);
+        st = check_vmms(m, checks);
         worst = MAX(worst, st);
         json_add_string(o, "status", check_status_names[worst]);
         return http_reply_json(resp, worst == CHECK_FAILING ? 503 : 200, TAKE_PTR(o));

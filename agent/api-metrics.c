@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "str-util.h"
 #include "time-util.h"
+#include "vms.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -27,24 +28,12 @@ static void write_agent_info(Manager *m, FILE *f) {
         metrics_write_sample(f, "kvmfleet_agent_watchdog_enabled", NULL, m->watchdog ? 1 : 0);
 }
 
-/* States are whatever the lifecycle writes; each one seen gets its own series. */
+/* Every state of the lifecycle, zeros included, so a rate or an alert has a series to watch. */
 static int write_vms(Manager *m, FILE *f) {
-        _cleanup_json_ json_object *vms = NULL, *counts = json_object_new_object();
-        int r;
-
-        if (!counts)
-                return -ENOMEM;
-        r = store_vm_list(m->store, NULL, NULL, 0, UINT32_MAX, &vms);
+        _cleanup_json_ json_object *counts = NULL;
+        int r = vms_count_by_state(m, &counts);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < json_object_array_length(vms); i++) {
-                json_object *vm = json_object_array_get_idx(vms, i), *state, *n;
-                if (!json_object_object_get_ex(vm, "state", &state) || !json_object_is_type(state, json_type_string))
-                        continue;
-                const char *s = json_object_get_string(state);
-                int64_t c = json_object_object_get_ex(counts, s, &n) ? json_object_get_int64(n) : 0;
-                json_add_int(counts, s, c + 1);
-        }
         metrics_write_family(f, "kvmfleet_vms", "gauge", "VMs in the inventory, by state.");
         json_object_object_foreach(counts, state, count) {
                 fputs("kvmfleet_vms{state=", f);

@@ -100,10 +100,38 @@ def host_kvm_setup_and_parameters():
     check(len(params) >= 5, params)
 
 
+def vm_gauge(state):
+    return samples(metrics().raw).get(("kvmfleet_vms", frozenset({("state", state)})))
+
+
+def vmm_check():
+    h = agent.request("GET", "/v1/health")
+    return {c["name"]: c for c in h.json["checks"]}["vmm_liveness"]
+
+
 @test
-def vms_by_state_family_present():
-    r = metrics()
-    check("# TYPE kvmfleet_vms gauge" in r.raw, r.raw[:2000])
+def vms_by_state_and_vmm_liveness():
+    check_eq(vm_gauge("running"), 0)
+    check_eq(vm_gauge("crashed"), 0)
+    spec = {"name": "metrics-counter", "vcpus": 1, "memory": "2MiB",
+            "boot": {"kernel": os.path.join(BUILD, "guests", "counter.elf")}}
+    r = agent.request("POST", "/v1/vms", spec)
+    check_eq(r.status, 201, r)
+    r = agent.request("POST", "/v1/vms/metrics-counter/start")
+    check_eq(r.status, 200, r)
+    check_eq(vm_gauge("running"), 1)
+    c = vmm_check()
+    check_eq(c["status"], "ok")
+    check("1 VMM(s) running" in c["detail"], c)
+    # the VMM dies behind the agent's back: the VM ends up crashed, and health says no VMM is missing
+    os.kill(r.json["vmm"]["pid"], 9)
+    deadline = time.time() + 10
+    while time.time() < deadline and vm_gauge("crashed") != 1:
+        time.sleep(0.05)
+    check_eq(vm_gauge("crashed"), 1)
+    check_eq(vm_gauge("running"), 0)
+    check_eq(vmm_check()["status"], "ok")
+    agent.request("DELETE", "/v1/vms/metrics-counter")
 
 
 @test

@@ -5,8 +5,8 @@
 # so a .deb installs with dpkg alone and Ansible can drive it through the chroot connection.
 DEBROOT_CACHE=${KVMFLEET_CACHE:-/var/cache/kvmfleet-test}
 DEBROOT_MIRROR=${KVMFLEET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-DEBROOT_INCLUDE=systemd,python3,libmicrohttpd12,libjson-c5,libsqlite3-0,libxml2,libkmod2,libcurl4,curl
-DEBROOT_TARBALL=$DEBROOT_CACHE/debian12-root-v1.tar.gz
+DEBROOT_INCLUDE=systemd,python3,python3-apt,libmicrohttpd12,libjson-c5,libsqlite3-0,libxml2,libkmod2,libcurl4,curl
+DEBROOT_TARBALL=$DEBROOT_CACHE/debian12-root-v2.tar.gz
 
 # Prints the cached tarball's path, building it when missing (a few minutes, once).
 debroot_tarball() {

@@ -186,7 +186,7 @@ int api_vm_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         }
         if (k < 0)
                 return k;
-        if (http_accepts(req, "application/xml"))
+        if (http_accepts(req, "application/xml") || streq_ptr(http_query(req, "format"), "xml"))
                 return api_vm_reply_xml(resp, r);
         return reply_record(resp, 200, r);
 }

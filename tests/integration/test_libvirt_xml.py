@@ -305,6 +305,27 @@ def dumpxml_of_a_json_defined_vm_validates():
 
 
 @test
+def kvmfleetctl_define_and_dumpxml():
+    name = PREFIX + "-ctl"
+    xml = ("<domain type='kvm'><name>%s</name><memory unit='MiB'>8</memory><vcpu>1</vcpu>"
+           "<os><type arch='x86_64' machine='pc'>hvm</type><kernel>%s</kernel></os></domain>" % (name, KERNEL))
+    with tempfile.NamedTemporaryFile("w", suffix=".xml") as f:
+        f.write(xml)
+        f.flush()
+        p = agent.ctl("vm", "define", "--strict", f.name, check=1)
+        check("/domain/os/type/@machine" in p.stderr, p.stderr)
+        p = agent.ctl("vm", "define", f.name, check=0)
+        check("defined" in p.stdout and "warning: /domain/os/type/@machine" in p.stdout, p.stdout)
+    p = agent.ctl("vm", "dumpxml", name, check=0)
+    check(p.stdout.startswith("<domain type=\"kvm\">") and "<name>%s</name>" % name in p.stdout, p.stdout)
+    check("<memory unit=\"KiB\">8192</memory>" in p.stdout, p.stdout)
+    if shutil.which("virt-xml-validate"):
+        validate(p.stdout)
+    agent.ctl("vm", "dumpxml", PREFIX + "-nonexistent", check=1)
+    delete(name)
+
+
+@test
 def responses_match_openapi():
     p = check_openapi_records()
     check_eq(p.returncode, 0, p.stdout + p.stderr)

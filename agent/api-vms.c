@@ -55,6 +55,8 @@ int api_vms_create(Manager *m, HttpRequest *req, HttpResponse *resp) {
         VmError e = { 0 };
         VmRecord *r;
 
+        if (api_content_type_is_xml(req->content_type))
+                return api_vms_create_xml(m, req, resp);
         if (http_body_json(req, resp, &body) < 0)
                 return 0;
         if (vms_create(m, body, req->actor, &r, &e) < 0)
@@ -184,6 +186,8 @@ int api_vm_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         }
         if (k < 0)
                 return k;
+        if (http_accepts(req, "application/xml") || streq_ptr(http_query(req, "format"), "xml"))
+                return api_vm_reply_xml(resp, r);
         return reply_record(resp, 200, r);
 }
 

@@ -24,7 +24,7 @@ static const Route routes[] = {
         { "GET", "/v1/health", api_health_get, false },
         { "GET", "/v1/events", api_events_get, false },
         { "GET", "/v1/vms", api_vms_list, false },
-        { "POST", "/v1/vms", api_vms_create, false },
+        { "POST", "/v1/vms", api_vms_create, true },
         { "GET", "/v1/vms/{id}", api_vm_get, false },
         { "DELETE", "/v1/vms/{id}", api_vm_delete, false },
         { "POST", "/v1/vms/{id}/start", api_vm_action, false },

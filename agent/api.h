@@ -19,6 +19,11 @@ int api_events_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vms_list(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vms_create(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+/* libvirt domain XML (api-vms-xml.c): POST /v1/vms with an XML body, GET /v1/vms/{id} as XML (takes
+ * record). */
+bool api_content_type_is_xml(const char *content_type);
+int api_vms_create_xml(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_reply_xml(HttpResponse *resp, VmRecord *record);
 int api_vm_delete(Manager *m, HttpRequest *req, HttpResponse *resp);
 /* POST /v1/vms/{id}/start|stop|pause|resume|restart: the action is the last path segment. */
 int api_vm_action(Manager *m, HttpRequest *req, HttpResponse *resp);

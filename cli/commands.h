@@ -28,6 +28,8 @@ int cmd_vm_restart(Client *c, int argc, char **argv);
 int cmd_vm_delete(Client *c, int argc, char **argv);
 int cmd_vm_console(Client *c, int argc, char **argv);
 int cmd_vm_stats(Client *c, int argc, char **argv);
+int cmd_vm_define(Client *c, int argc, char **argv);
+int cmd_vm_dumpxml(Client *c, int argc, char **argv);
 
 /* Helpers for command files. */
 const char *json_str(json_object *o, const char *key); /* "" → NULL-safe string, NULL when absent */

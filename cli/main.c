@@ -33,6 +33,8 @@ static const Command commands[] = {
         { "vm", "delete", cmd_vm_delete, "vm delete VM [--force]", "remove a stopped VM (--force stops it first)" },
         { "vm", "console", cmd_vm_console, "vm console VM [--offset N] [--follow]", "the serial console log" },
         { "vm", "stats", cmd_vm_stats, "vm stats VM", "KVM binary statistics of the VM and its vCPUs" },
+        { "vm", "define", cmd_vm_define, "vm define FILE.xml [--strict]", "define a VM from a libvirt domain XML" },
+        { "vm", "dumpxml", cmd_vm_dumpxml, "vm dumpxml VM", "the VM as a libvirt domain XML" },
 };
 
 const char *json_str(json_object *o, const char *key) {

@@ -17,7 +17,7 @@ debroot_tarball() {
         command -v debootstrap >/dev/null || { echo "debootstrap is not installed" >&2; return 1; }
         mkdir -p "$DEBROOT_CACHE" || return 1
         local tmp
-        tmp=$(mktemp -d "$DEBROOT_CACHE/debootstrap.XXXXXX") || return 1
+        tmp=$(mktemp -d --tmpdir="$DEBROOT_CACHE") || return 1
         if ! debootstrap --variant=minbase --include="$DEBROOT_INCLUDE" bookworm "$tmp/root" "$DEBROOT_MIRROR" \
                 >"$tmp/debootstrap.log" 2>&1; then
                 echo "debootstrap failed; last lines of its log:" >&2

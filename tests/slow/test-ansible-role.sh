@@ -40,7 +40,7 @@ out=$(cd "$top" && make --no-print-directory deb BUILD="$build" DEB_VERSION="$ve
 deb=$(echo "$out" | tail -n 1)
 [ -f "$deb" ] || { result 1 deb_for_ansible "$out"; exit 1; }
 
-root=$(mktemp -d /var/tmp/kvmfleet-ansible.XXXXXX)
+root=$(mktemp -d --tmpdir=/var/tmp)
 cleanup() {
         local pid
         pid=$(cat "$root/run/kvmfleet/kvmfleetd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null

@@ -49,7 +49,7 @@ for lib in libmicrohttpd12 libjson-c5 libsqlite3-0 libkmod2 libsystemd0 libc6 sy
 done
 [ -n "$deps" ] && result 0 depends_from_shlibs
 
-root=$(mktemp -d /var/tmp/kvmfleet-debroot.XXXXXX)
+root=$(mktemp -d --tmpdir=/var/tmp)
 agent_pid=
 cleanup() {
         [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null

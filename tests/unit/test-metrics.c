@@ -118,10 +118,9 @@ TEST(series_are_bounded) {
 }
 
 TEST(inventory_writes_are_timed_through_sqlite) {
-        char dir[] = "/tmp/test-metrics.XXXXXX", path[64];
+        char path[512];
         sqlite3 *db = NULL;
-        ASSERT(mkdtemp(dir));
-        snprintf(path, sizeof path, "%s/db", dir);
+        snprintf(path, sizeof path, "%s/metrics.db", test_tmpdir());
         metrics_reset();
         ASSERT_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
         CHECK_EQ_INT(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
@@ -134,6 +133,5 @@ TEST(inventory_writes_are_timed_through_sqlite) {
         /* CREATE, two INSERTs and the COMMIT; not the SELECT, not BEGIN */
         CHECK_CONTAINS(t, "kvmfleet_inventory_write_duration_seconds_count 4\n");
         unlink(path);
-        rmdir(dir);
         metrics_reset();
 }

@@ -2,7 +2,8 @@
  * the guest. vCPU 0 polls a mailbox at guest physical MAILBOX_GPA (identity mapped, in boot RAM below
  * 1 MiB); the test writes it through the VMM's memory.write method:
  *   struct { u64 seq, done, op, gpa, count, pattern, result, value; }
- * It fills op/gpa/count/pattern, then bumps seq; the guest runs the op and sets done = seq.
+ * It fills op/gpa/count/pattern, then bumps seq (0 in fresh RAM, so a command posted before the guest
+ * starts is not lost); the guest runs the op and sets done = seq.
  *   op 1 write: the word at gpa + i*4096 = pattern + i for i < count (one word per page)
  *   op 2 read:  result = how many of those words differ from pattern + i, value = the first word read
  *   op 3 exit:  debug-exit with code pattern & 0xff
@@ -20,14 +21,12 @@ struct mailbox {
 
 void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         volatile struct mailbox *mb = (volatile struct mailbox *) (uintptr_t) MAILBOX_GPA;
-        uint64_t seen;
+        uint64_t seen = 0;
 
         (void) boot_params;
         (void) n_vcpus;
         if (vcpu != 0)
                 halt_forever();
-        seen = mb->seq;
-        mb->done = seen;
         puts_raw("mailbox: ready\n");
         for (;;) {
                 uint64_t seq = __atomic_load_n(&mb->seq, __ATOMIC_ACQUIRE);

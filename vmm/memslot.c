@@ -237,7 +237,7 @@ int vm_memslot_delete(Vm *vm, uint32_t slot, uint16_t as_id, bool force, Memslot
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        l = vm->mem->limits; /* free memory matters only to create */
         r = memslot_check_delete(&l, t.infos, t.n, slot, as_id, vm_live(vm), force, e);
         if (r < 0)
                 return r;
@@ -264,7 +264,7 @@ int vm_memslot_move(Vm *vm, uint32_t slot, uint16_t as_id, uint64_t new_gpa, boo
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        l = vm->mem->limits; /* free memory matters only to create */
         r = memslot_check_move(&l, t.infos, t.n, slot, as_id, new_gpa, vm_live(vm), force, e);
         if (r < 0)
                 return r;
@@ -290,7 +290,7 @@ int vm_memslot_set_flags(Vm *vm, uint32_t slot, uint16_t as_id, bool dirty_log, 
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        l = vm->mem->limits; /* free memory matters only to create */
         r = memslot_check_set_flags(&l, t.infos, t.n, slot, as_id, dirty_log, readonly, e);
         if (r < 0)
                 return r;
@@ -321,7 +321,7 @@ int vm_memslot_dirty_log(Vm *vm, uint32_t slot, uint16_t as_id, bool clear, Mems
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        l = vm->mem->limits; /* free memory matters only to create */
         r = memslot_check_dirty_log(&l, t.infos, t.n, slot, as_id, clear, e);
         if (r < 0)
                 return r;
@@ -372,7 +372,7 @@ int vm_memory_set_private(Vm *vm, uint64_t gpa, uint64_t size, bool private, Mem
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        l = vm->mem->limits; /* free memory matters only to create */
         r = memslot_check_private(&l, t.infos, t.n, gpa, size, e);
         if (r < 0)
                 return r;

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "host-info.h"
+#include "host-kvm.h"
 #include "json-util.h"
 
 int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
@@ -38,5 +39,8 @@ int api_host_kvm_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         _cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
         int nested = fd >= 0 ? ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NESTED_STATE) : 0;
         json_add_int(o, "nested_state_max_size", nested < 0 ? 0 : nested);
+        r = host_kvm_policy(m, o);
+        if (r < 0)
+                return r;
         return http_reply_json(resp, 200, TAKE_PTR(o));
 }

@@ -19,8 +19,22 @@ typedef struct Route {
 static const Route routes[] = {
         { "GET", "/v1/host", api_host_get, false },
         { "GET", "/v1/host/kvm", api_host_kvm_get, false },
+        { "PUT", "/v1/host/kvm/params", api_host_kvm_params_put, false },
+        { "POST", "/v1/host/kvm/reload", api_host_kvm_reload, false },
         { "GET", "/v1/health", api_health_get, false },
         { "GET", "/v1/events", api_events_get, false },
+        { "GET", "/v1/vms", api_vms_list, false },
+        { "POST", "/v1/vms", api_vms_create, false },
+        { "GET", "/v1/vms/{id}", api_vm_get, false },
+        { "DELETE", "/v1/vms/{id}", api_vm_delete, false },
+        { "POST", "/v1/vms/{id}/start", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/stop", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/pause", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/resume", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/restart", api_vm_action, false },
+        { "GET", "/v1/vms/{id}/console", api_vm_console, false },
+        { "GET", "/v1/vms/{id}/stats", api_vm_stats, false },
+        { "GET", "/metrics", api_metrics_get, false },
 };
 
 /* Matches path against pattern; on success fills params (caller frees) and returns true. */
@@ -69,11 +83,15 @@ void api_dispatch(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 if (!route_match(routes[i].pattern, req->path, NULL))
                         continue;
                 path_known = true;
+                if (!req->route)
+                        req->route = routes[i].pattern; /* for the metrics, also on 405 and 415 */
                 if (!strstr(allow, routes[i].method))
                         snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
                                  routes[i].method);
-                if (!found && streq(routes[i].method, req->method))
+                if (!found && streq(routes[i].method, req->method)) {
                         found = &routes[i];
+                        req->route = found->pattern;
+                }
         }
         /* HEAD is GET without a body; libmicrohttpd drops the body itself. */
         if (!found && streq(req->method, "HEAD"))

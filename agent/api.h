@@ -11,5 +11,17 @@ void api_dispatch(Manager *m, HttpRequest *req, HttpResponse *resp);
 
 int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_host_kvm_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_host_kvm_params_put(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_host_kvm_reload(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_health_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_events_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+
+int api_vms_list(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vms_create(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_delete(Manager *m, HttpRequest *req, HttpResponse *resp);
+/* POST /v1/vms/{id}/start|stop|pause|resume|restart: the action is the last path segment. */
+int api_vm_action(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_console(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_stats(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp);

@@ -2,7 +2,7 @@ AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema.o
 AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0)
 # Objects the agent takes from other components (the VM spec, the VMM control client).
-AGENT_EXTRA_OBJS :=
+AGENT_EXTRA_OBJS := $(BUILD)/vmm/spec.o $(BUILD)/vmm/control-client.o
 
 BINARIES += $(BUILD)/kvmfleetd
 
@@ -20,3 +20,9 @@ UNIT_TESTS += $(BUILD)/tests/test-store $(BUILD)/tests/test-agent-config
 $(BUILD)/tests/test-store: $(BUILD)/agent/store.o $(BUILD)/gen/schema.o
 EXTRA_LIBS_store := $(call pkg_libs,sqlite3)
 $(BUILD)/tests/test-agent-config: $(BUILD)/agent/config.o
+
+# libvirt domain XML (agent/domain-xml.c) maps to and from the VM spec.
+$(BUILD)/kvmfleetd: $(BUILD)/vmm/spec.o
+UNIT_TESTS += $(BUILD)/tests/test-metrics
+$(BUILD)/tests/test-metrics: $(BUILD)/agent/metrics.o
+EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm

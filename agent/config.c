@@ -79,6 +79,8 @@ static int config_item(const char *section, const char *key, const char *value, 
                 return set_path(ps, &c->kvm_setup_report, key, value);
         if (streq(key, "vmm_binary"))
                 return set_path(ps, &c->vmm_binary, key, value);
+        if (streq(key, "kvm_load_binary"))
+                return set_path(ps, &c->kvm_load_binary, key, value);
         if (streq(key, "socket_group"))
                 return set_string(&c->socket_group, value);
         if (streq(key, "socket_mode")) {
@@ -121,6 +123,29 @@ static int config_item(const char *section, const char *key, const char *value, 
                         c->min_free_space = u;
                 return 0;
         }
+        if (streq(key, "vm_max_memory")) {
+                if (parse_size(value, &u) < 0) {
+                        snprintf(ps->error, sizeof ps->error, "vm_max_memory must be a size (0: the host's memory), not \"%s\"", value);
+                        return -EINVAL;
+                }
+                c->vm_max_memory = u;
+                return 0;
+        }
+        if (streq(key, "vm_max_vcpus") || streq(key, "stop_timeout") || streq(key, "restart_limit")) {
+                unsigned t;
+                unsigned max = streq(key, "vm_max_vcpus") ? 255 : streq(key, "stop_timeout") ? 3600 : 100;
+                if (safe_atou(value, &t) < 0 || t > max) {
+                        snprintf(ps->error, sizeof ps->error, "%s must be an integer 0-%u, not \"%s\"", key, max, value);
+                        return -EINVAL;
+                }
+                if (streq(key, "vm_max_vcpus"))
+                        c->vm_max_vcpus = t;
+                else if (streq(key, "stop_timeout"))
+                        c->stop_timeout = t;
+                else
+                        c->restart_limit = t;
+                return 0;
+        }
         if (streq(key, "threads")) {
                 unsigned t;
                 if (safe_atou(value, &t) < 0 || t < 1 || t > 64) {
@@ -147,6 +172,7 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->inventory);
         free(c->kvm_setup_report);
         free(c->vmm_binary);
+        free(c->kvm_load_binary);
         free(c);
         return NULL;
 }
@@ -172,10 +198,13 @@ int agent_config_load(const char *path, AgentConfig **ret, char **ret_error) {
         c->log_level = LOG_INFO;
         c->max_body = 1ULL << 20;
         c->threads = 4;
+        c->stop_timeout = 30;
+        c->restart_limit = 5;
         c->min_free_space = 256ULL << 20;
         if (set_string(&c->state_dir, "/var/lib/kvmfleet") < 0 || set_string(&c->run_dir, "/run/kvmfleet") < 0 ||
             set_string(&c->kvm_setup_report, "/run/kvmfleet/kvm-setup.json") < 0 ||
-            set_string(&c->vmm_binary, "/usr/libexec/kvmfleet/kvmfleet-vmm") < 0)
+            set_string(&c->vmm_binary, "/usr/libexec/kvmfleet/kvmfleet-vmm") < 0 ||
+            set_string(&c->kvm_load_binary, "/usr/sbin/kvmfleet-load") < 0)
                 return -ENOMEM;
 
         if (path) {

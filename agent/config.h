@@ -21,10 +21,15 @@ typedef struct AgentConfig {
         char *inventory;        /* SQLite file */
         char *kvm_setup_report; /* written by kvmfleet-load */
         char *vmm_binary;       /* kvmfleet-vmm to start VMs with */
+        char *kvm_load_binary;  /* kvmfleet-load, for POST /v1/host/kvm/reload */
         int log_level;
         uint64_t max_body;      /* request bodies above this are 413 */
         unsigned threads;       /* libmicrohttpd thread pool */
         uint64_t min_free_space; /* state dir free space below this is "degraded" */
+        unsigned vm_max_vcpus;  /* per-VM limit; 0: the host's online CPUs */
+        uint64_t vm_max_memory; /* per-VM limit; 0: the host's MemTotal */
+        unsigned stop_timeout;  /* seconds a graceful stop waits before SIGTERM */
+        unsigned restart_limit; /* automatic restarts (on_crash/on_reboot) allowed per minute */
 } AgentConfig;
 
 /* Loads path (the built-in defaults when path is NULL). On a bad file *ret_error says

@@ -18,7 +18,9 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "str-util.h"
+#include "time-util.h"
 
 typedef struct Listener {
         Manager *manager;
@@ -126,6 +128,8 @@ int http_body_json(const HttpRequest *req, HttpResponse *resp, json_object **ret
 }
 
 void http_response_done(HttpResponse *resp) {
+        if (resp->stream_cls && resp->stream_free)
+                resp->stream_free(resp->stream_cls);
         json_object_put(resp->json);
         free(resp->raw);
         *resp = (HttpResponse){ 0 };
@@ -135,7 +139,15 @@ static enum MHD_Result queue(struct MHD_Connection *c, HttpResponse *resp, const
         struct MHD_Response *r;
         enum MHD_Result ret;
 
-        if (resp->json) {
+        if (resp->stream) {
+                r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, resp->stream, resp->stream_cls,
+                                                      resp->stream_free);
+                if (r) {
+                        resp->stream_cls = NULL; /* libmicrohttpd frees it now */
+                        if (resp->content_type)
+                                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+                }
+        } else if (resp->json) {
                 const char *s = json_object_to_json_string_ext(resp->json, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
                 size_t n = strlen(s);
                 /* newline-terminated so shell users see a clean prompt */
@@ -253,6 +265,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         }
                 }
                 if (ctx->answered) {
+                        metrics_request_observe(method, NULL, resp.status, 0);
                         ret = queue(c, &resp, NULL);
                         http_response_done(&resp);
                         return ret;
@@ -295,6 +308,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         req.content_type = ct;
         uuid_generate_str(req.request_id);
         describe_peer(l, c, req.actor, sizeof req.actor);
+        uint64_t start_usec = now_monotonic_usec();
 
         if (ctx->too_large) {
                 json_object *d = json_object_new_object();
@@ -304,9 +318,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         } else
                 api_dispatch(m, &req, &resp);
 
-        char rid_field[64];
+        metrics_request_observe(method, req.route, resp.status, now_monotonic_usec() - start_usec);
+        char rid_field[64], status_field[32];
         snprintf(rid_field, sizeof rid_field, "REQUEST_ID=%s", req.request_id);
-        log_struct(LOG_DEBUG, 0, LOG_FIELDS(rid_field), "%s %s %s -> %u (%s)", method, url, version, resp.status, req.actor);
+        snprintf(status_field, sizeof status_field, "HTTP_STATUS=%u", resp.status);
+        log_struct(LOG_DEBUG, 0, LOG_FIELDS(rid_field, status_field), "%s %s %s -> %u (%s)", method, url, version,
+                   resp.status, req.actor);
         ret = queue(c, &resp, req.request_id);
         http_response_done(&resp);
         for (unsigned i = 0; i < req.n_params; i++)

@@ -21,6 +21,7 @@ typedef struct HttpRequest {
         const char *content_type; /* media type without parameters, lower case; "" if none */
         char actor[160];          /* "uid=0(root) pid=42" on the unix socket, "token@ADDR" on TCP */
         char request_id[37];
+        const char *route;        /* the matched route's pattern, set by api_dispatch; NULL if none */
         char *params[HTTP_MAX_PATH_PARAMS]; /* {name} segments of the route, in order */
         unsigned n_params;
         bool via_tcp;
@@ -33,6 +34,11 @@ typedef struct HttpResponse {
         size_t raw_size;
         const char *content_type;
         char allow[96];    /* for 405 */
+        /* A streamed body (chunked, content_type applies): libmicrohttpd calls stream until it
+         * returns MHD_CONTENT_READER_END_*, then stream_free(stream_cls). */
+        MHD_ContentReaderCallback stream;
+        MHD_ContentReaderFreeCallback stream_free;
+        void *stream_cls;
 } HttpResponse;
 
 /* Query parameter, or NULL. */

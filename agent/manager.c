@@ -42,6 +42,8 @@ Manager *manager_free(Manager *m) {
                 MHD_stop_daemon(m->http_unix);
         if (m->http_tcp)
                 MHD_stop_daemon(m->http_tcp);
+        /* after the HTTP threads, which use it; the VMMs keep running */
+        vm_supervisor_free(m->vms);
         if (m->unix_fd >= 0) {
                 close(m->unix_fd);
                 unlink(m->config->socket_path);
@@ -153,6 +155,20 @@ int manager_startup(Manager *m) {
 
         manager_ingest_kvm_setup(m);
 
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create event loop: %m");
+        r = vm_supervisor_new(m, &m->vms);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the VM supervisor: %m");
+        r = vm_supervisor_attach_event(m->vms);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch VMMs: %m");
+        /* before the API opens: requests see a reconciled inventory */
+        r = vms_reconcile(m);
+        if (r < 0)
+                return r;
+
         if (c->listen_tcp) {
                 r = load_token(m);
                 if (r < 0)
@@ -214,9 +230,6 @@ int manager_run(Manager *m) {
         int r;
 
         /* SIGTERM, SIGINT and SIGHUP are blocked by the caller before any thread starts. */
-        r = sd_event_default(&m->event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create event loop: %m");
         if ((r = sd_event_add_signal(m->event, NULL, SIGTERM, on_sigterm, m)) < 0 ||
             (r = sd_event_add_signal(m->event, NULL, SIGINT, on_sigterm, m)) < 0 ||
             (r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m)) < 0)

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "store.h"
+#include "vms.h"
 
 typedef struct Manager {
         AgentConfig *config;
@@ -21,6 +22,8 @@ typedef struct Manager {
         uint64_t start_realtime_usec;
         uint64_t start_monotonic_usec;
         bool watchdog;          /* systemd asked for watchdog pings */
+        VmSupervisor *vms;      /* VM lifecycle and the VMM watches */
+        bool kvm_reloading;     /* kvmfleet-load --reload runs: no VM may start (atomic) */
 } Manager;
 
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret);

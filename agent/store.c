@@ -16,7 +16,16 @@ struct Store {
         sqlite3 *db;
         char *path;
         pthread_mutex_t lock;
+        uint64_t vm_generation; /* bumped by every write to the vms table (atomic) */
 };
+
+uint64_t store_vm_generation(Store *s) {
+        return __atomic_load_n(&s->vm_generation, __ATOMIC_SEQ_CST);
+}
+
+static void vm_changed(Store *s) {
+        __atomic_add_fetch(&s->vm_generation, 1, __ATOMIC_SEQ_CST);
+}
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 #define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
@@ -410,6 +419,7 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
                 sqlite3_bind_text(st, 5, now, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         return sqlite_to_errno(rc);
 }
@@ -473,6 +483,7 @@ int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, con
                         rc = sqlite3_step(q) == SQLITE_ROW ? -ESTALE : -ENOENT;
                 }
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         if (rc < 0)
                 return rc;
@@ -490,6 +501,7 @@ int store_vm_delete(Store *s, const char *uuid) {
                 rc = sqlite3_step(st);
                 changed = sqlite3_changes(s->db);
         }
+        vm_changed(s);
         pthread_mutex_unlock(&s->lock);
         if (rc == SQLITE_DONE && changed == 0)
                 return -ENOENT;
@@ -560,6 +572,136 @@ int store_vm_list(Store *s, const char *state, const char *name, unsigned offset
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r;
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = TAKE_PTR(arr);
+        return 0;
+}
+
+int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc;
+        int64_t n = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM vms WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                if (state)
+                        sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+                if (name)
+                        sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        n = sqlite3_column_int64(st, 0);
+                        rc = SQLITE_DONE;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        *ret = (unsigned) n;
+        return 0;
+}
+
+void vm_record_array_free(VmRecord **a, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                vm_record_free(a[i]);
+        free(a);
+}
+
+int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        VmRecord **a = NULL;
+        size_t n = 0;
+        int rc, r = 0;
+
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT " VM_COLUMNS " FROM vms ORDER BY created_at, uuid", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        VmRecord **na = realloc(a, (n + 1) * sizeof *a);
+                        if (!na) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        a = na;
+                        r = vm_from_row(st, &a[n]);
+                        if (r < 0)
+                                break;
+                        n++;
+                }
+        pthread_mutex_unlock(&s->lock);
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = sqlite_to_errno(rc);
+        if (r < 0) {
+                vm_record_array_free(a, n);
+                return r;
+        }
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
+int store_kvm_params_replace(Store *s, json_object *params, const char *actor) {
+        char now[32];
+        int r;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        r = exec_sql(s->db, "BEGIN IMMEDIATE");
+        if (r >= 0)
+                r = exec_sql(s->db, "DELETE FROM kvm_params_desired");
+        for (size_t i = 0; r >= 0 && i < json_object_array_length(params); i++) {
+                json_object *p = json_object_array_get_idx(params, i), *mod, *name, *value;
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                if (!json_object_object_get_ex(p, "module", &mod) || !json_object_object_get_ex(p, "name", &name) ||
+                    !json_object_object_get_ex(p, "value", &value)) {
+                        r = -EINVAL;
+                        break;
+                }
+                int rc = sqlite3_prepare_v2(s->db,
+                                            "INSERT INTO kvm_params_desired(module, name, value, set_at, actor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                            -1, &st, NULL);
+                if (rc == SQLITE_OK) {
+                        sqlite3_bind_text(st, 1, json_object_get_string(mod), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 2, json_object_get_string(name), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 3, json_object_get_string(value), -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 4, now, -1, SQLITE_TRANSIENT);
+                        sqlite3_bind_text(st, 5, actor, -1, SQLITE_TRANSIENT);
+                        rc = sqlite3_step(st);
+                }
+                r = sqlite_to_errno(rc);
+        }
+        if (r >= 0)
+                r = exec_sql(s->db, "COMMIT");
+        else
+                (void) exec_sql(s->db, "ROLLBACK");
+        pthread_mutex_unlock(&s->lock);
+        return r;
+}
+
+int store_kvm_params_get(Store *s, json_object **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_json_ json_object *arr = json_object_new_array();
+        int rc;
+
+        if (!arr)
+                return -ENOMEM;
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "SELECT module, name, value, set_at, actor FROM kvm_params_desired ORDER BY module, name",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        json_object *o = json_object_new_object();
+                        json_add_string(o, "module", (const char *) sqlite3_column_text(st, 0));
+                        json_add_string(o, "name", (const char *) sqlite3_column_text(st, 1));
+                        json_add_string(o, "value", (const char *) sqlite3_column_text(st, 2));
+                        json_add_string(o, "set_at", (const char *) sqlite3_column_text(st, 3));
+                        json_add_string(o, "actor", (const char *) sqlite3_column_text(st, 4));
+                        json_object_array_add(arr, o);
+                }
+        pthread_mutex_unlock(&s->lock);
         if (rc != SQLITE_DONE)
                 return sqlite_to_errno(rc);
         *ret = TAKE_PTR(arr);

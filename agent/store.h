@@ -41,6 +41,12 @@ int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id);
 /* Newest report: {"id","ingested_at","report":{...}}; -ENOENT when none. */
 int store_kvm_setup_latest(Store *s, json_object **ret);
 
+/* Desired KVM module parameters: replaces the whole set with params, an array of
+ * {"module","name","value"} (all strings), in one transaction. */
+int store_kvm_params_replace(Store *s, json_object *params, const char *actor);
+/* [{"module","name","value","set_at","actor"}] */
+int store_kvm_params_get(Store *s, json_object **ret);
+
 /* VMs. A row is the inventory's view of one VM; state transitions are checked by the caller,
  * the store only refuses duplicate names (-EEXIST) and unknown ids (-ENOENT). */
 typedef struct VmRecord {
@@ -70,3 +76,10 @@ int store_vm_delete(Store *s, const char *uuid);
 /* Rows ordered by name, optionally filtered by state and/or name; a JSON array of VM objects. */
 int store_vm_list(Store *s, const char *state, const char *name, unsigned offset, unsigned limit, json_object **ret);
 int store_vm_to_json(const VmRecord *r, json_object **ret);
+/* Changes whenever a VM row is inserted, updated or deleted: lets readers cache what they built. */
+uint64_t store_vm_generation(Store *s);
+/* Rows matching the same filters as store_vm_list(), for pagination. */
+int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret);
+/* Every VM row (for reconciliation at start); free with vm_record_array_free(). */
+int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n);
+void vm_record_array_free(VmRecord **a, size_t n);

@@ -126,3 +126,72 @@ int client_get_json(Client *c, const char *path, json_object **ret) {
         client_response_done(&resp);
         return EXIT_OK;
 }
+
+typedef struct Stream {
+        CURL *curl;
+        FILE *out;
+        Buffer error; /* the body of a non-2xx answer */
+} Stream;
+
+static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        Stream *s = userdata;
+        long code = 0;
+        size_t n = size * nmemb;
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+        if (code < 200 || code >= 300)
+                return on_data(ptr, size, nmemb, &s->error);
+        if (fwrite(ptr, 1, n, s->out) != n)
+                return 0;
+        fflush(s->out);
+        return n;
+}
+
+int client_stream(Client *c, const char *path, FILE *out) {
+        CURL *curl = curl_easy_init();
+        struct curl_slist *headers = NULL;
+        Stream s = { .curl = curl, .out = out };
+        char url[4096], errbuf[CURL_ERROR_SIZE] = "";
+        CURLcode rc;
+        int r = EXIT_OK;
+
+        if (!curl)
+                return EXIT_FAILED;
+        if (c->url)
+                snprintf(url, sizeof url, "%s%s", c->url, path);
+        else {
+                snprintf(url, sizeof url, "http://localhost%s", path);
+                curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+        }
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_stream);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+        if (c->url && c->token) {
+                char auth[512];
+                snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+                headers = curl_slist_append(headers, auth);
+                explicit_bzero(auth, sizeof auth);
+        }
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+        rc = curl_easy_perform(curl);
+        if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
+                fprintf(stderr, "kvmfleetctl: %s%s: %s\n", c->url ? "" : "unix:", c->url ? c->url : c->socket_path,
+                        errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                r = rc == CURLE_COULDNT_CONNECT ? EXIT_UNREACHABLE : EXIT_FAILED;
+        } else if (s.error.data) {
+                ClientResponse resp = { 0 };
+                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp.status);
+                resp.raw = s.error.data;
+                resp.raw_size = s.error.size;
+                json_parse(resp.raw, resp.raw_size, 128, &resp.body, NULL);
+                r = client_report_error(&resp);
+                s.error.data = NULL;
+                client_response_done(&resp);
+        }
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        free(s.error.data);
+        return r;
+}

@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #define CLIENT_DEFAULT_SOCKET "/run/kvmfleet/api.sock"
 
@@ -40,6 +41,9 @@ int client_request(Client *c, const char *method, const char *path, const char *
 /* Prints {"error":{...}} of a non-2xx response as "kvmfleetctl: message (code, HTTP n)" and
  * returns EXIT_FAILED. */
 int client_report_error(const ClientResponse *resp);
+
+/* GET path and copy the (streamed) body to out as it arrives, with no timeout; an exit code. */
+int client_stream(Client *c, const char *path, FILE *out);
 
 /* GET path; on 2xx prints JSON when --json and returns 0 with *ret (caller puts); else an exit code. */
 int client_get_json(Client *c, const char *path, json_object **ret);

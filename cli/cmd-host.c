@@ -45,9 +45,75 @@ int cmd_host_info(Client *c, int argc, char **argv) {
         return EXIT_OK;
 }
 
+/* host kvm set MODULE.PARAM=VALUE... [--acknowledge-unsafe]: replaces the desired parameter set. */
+static int host_kvm_set(Client *c, int argc, char **argv) {
+        _cleanup_json_ json_object *body = json_object_new_object(), *params = json_object_new_object();
+        bool ack = false;
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--acknowledge-unsafe") == 0) {
+                        ack = true;
+                        continue;
+                }
+                char *eq = strchr(argv[i], '=');
+                if (!eq || eq == argv[i] || argv[i][0] == '-') {
+                        fprintf(stderr, "kvmfleetctl: host kvm set takes MODULE.PARAM=VALUE arguments, not \"%s\"\n", argv[i]);
+                        return EXIT_USAGE;
+                }
+                *eq = 0;
+                json_add_string(params, argv[i], eq + 1);
+                *eq = '=';
+        }
+        json_add(body, "params", json_object_get(params));
+        json_add_bool(body, "acknowledge_unsafe", ack);
+        ClientResponse resp;
+        const char *text = json_to_string(body);
+        if (client_request(c, "PUT", "/v1/host/kvm/params", "application/json", text, strlen(text), &resp) < 0)
+                return EXIT_UNREACHABLE;
+        int r = EXIT_OK;
+        if (resp.status != 200)
+                r = client_report_error(&resp);
+        else if (c->json_output)
+                print_json(resp.body);
+        else {
+                json_object *desired = NULL;
+                json_object_object_get_ex(resp.body, "desired_params", &desired);
+                printf("Desired KVM parameters (applied by \"kvmfleetctl host kvm reload\"):\n");
+                for (size_t i = 0; desired && i < json_object_array_length(desired); i++) {
+                        json_object *d = json_object_array_get_idx(desired, i);
+                        printf("  %s.%s=%s\n", json_str(d, "module"), json_str(d, "name"), json_str(d, "value"));
+                }
+        }
+        client_response_done(&resp);
+        return r;
+}
+
+static int host_kvm_reload(Client *c, int argc, char **argv) {
+        int r = no_args(argc, argv, "host kvm reload");
+        if (r != EXIT_OK)
+                return r;
+        ClientResponse resp;
+        if (client_request(c, "POST", "/v1/host/kvm/reload", NULL, NULL, 0, &resp) < 0)
+                return EXIT_UNREACHABLE;
+        if (resp.status != 200)
+                r = client_report_error(&resp);
+        else if (c->json_output)
+                print_json(resp.body);
+        else {
+                fputs(json_str(resp.body, "output") ?: "", stdout);
+                const char *st = json_str(resp.body, "exit_status");
+                r = st && strcmp(st, "0") == 0 ? EXIT_OK : EXIT_FAILED;
+        }
+        client_response_done(&resp);
+        return r;
+}
+
 int cmd_host_kvm(Client *c, int argc, char **argv) {
         _cleanup_json_ json_object *o = NULL;
         json_object *setup = NULL, *report = NULL, *mods = NULL;
+        if (argc > 1 && strcmp(argv[1], "set") == 0)
+                return host_kvm_set(c, argc - 1, argv + 1);
+        if (argc > 1 && strcmp(argv[1], "reload") == 0)
+                return host_kvm_reload(c, argc - 1, argv + 1);
         int r = no_args(argc, argv, "host kvm");
         if (r != EXIT_OK)
                 return r;
@@ -84,6 +150,28 @@ int cmd_host_kvm(Client *c, int argc, char **argv) {
                 }
         }
         printf("Nested state:    %s bytes max (0 = unsupported)\n", json_str(o, "nested_state_max_size"));
+        json_object *nested = NULL, *np = NULL, *unsafe = NULL, *apicv = NULL, *cpu = NULL, *aparams = NULL;
+        if (json_object_object_get_ex(o, "nested", &nested) && json_object_object_get_ex(nested, "parameter", &np) && np)
+                printf("Nested:          %s.nested effective %s, desired %s\n", json_str(np, "module"),
+                       json_str(np, "effective") ?: "-", json_str(np, "desired") ?: "-");
+        else
+                printf("Nested:          %s\n", json_str(nested, "detail") ?: "-");
+        if (json_object_object_get_ex(o, "allow_unsafe_mappings", &unsafe))
+                printf("Unsafe mappings: kvm.allow_unsafe_mappings %s%s%s\n",
+                       json_str(unsafe, "effective") ?: "(absent on this kernel)",
+                       json_str(unsafe, "desired") ? ", desired " : "", json_str(unsafe, "desired") ?: "");
+        if (json_object_object_get_ex(o, "apicv", &apicv)) {
+                json_object_object_get_ex(apicv, "cpu", &cpu);
+                printf("APIC virt:       CPU %s: %s (%s)\n", json_str(cpu, "feature") ?: "?",
+                       json_str(cpu, "supported") ?: "unknown", json_str(cpu, "source") ?: "");
+                if (json_object_object_get_ex(apicv, "parameters", &aparams))
+                        for (size_t i = 0; i < json_object_array_length(aparams); i++) {
+                                json_object *p = json_object_array_get_idx(aparams, i);
+                                if (json_str(p, "effective") || json_str(p, "desired"))
+                                        printf("                 %s.%s effective %s, desired %s\n", json_str(p, "module"),
+                                               json_str(p, "name"), json_str(p, "effective") ?: "-", json_str(p, "desired") ?: "-");
+                        }
+        }
         if (json_object_object_get_ex(o, "modules", &mods)) {
                 Table *t = table_new(3, (const char *const[]){ "MODULE", "TYPE", "PARAMETERS" });
                 json_object_object_foreach(mods, name, mod) {

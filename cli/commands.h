@@ -17,6 +17,17 @@ int cmd_host_info(Client *c, int argc, char **argv);
 int cmd_host_kvm(Client *c, int argc, char **argv);
 int cmd_health(Client *c, int argc, char **argv);
 int cmd_events(Client *c, int argc, char **argv);
+int cmd_vm_create(Client *c, int argc, char **argv);
+int cmd_vm_list(Client *c, int argc, char **argv);
+int cmd_vm_show(Client *c, int argc, char **argv);
+int cmd_vm_start(Client *c, int argc, char **argv);
+int cmd_vm_stop(Client *c, int argc, char **argv);
+int cmd_vm_pause(Client *c, int argc, char **argv);
+int cmd_vm_resume(Client *c, int argc, char **argv);
+int cmd_vm_restart(Client *c, int argc, char **argv);
+int cmd_vm_delete(Client *c, int argc, char **argv);
+int cmd_vm_console(Client *c, int argc, char **argv);
+int cmd_vm_stats(Client *c, int argc, char **argv);
 
 /* Helpers for command files. */
 const char *json_str(json_object *o, const char *key); /* "" → NULL-safe string, NULL when absent */

@@ -14,8 +14,25 @@
 static const Command commands[] = {
         { "host", "info", cmd_host_info, "host info", "hostname, CPU, KVM API version and capabilities" },
         { "host", "kvm", cmd_host_kvm, "host kvm", "KVM setup report: modules, parameters, CPU consistency" },
+        { "host", "kvm", cmd_host_kvm, "host kvm set M.P=V... [--acknowledge-unsafe]",
+          "record the desired KVM module parameters (the whole set)" },
+        { "host", "kvm", cmd_host_kvm, "host kvm reload", "apply them: kvmfleet-load --reload (no VM may run)" },
         { "health", NULL, cmd_health, "health", "agent health checks (exit 1 when failing)" },
         { "events", NULL, cmd_events, "events [--after ID] [--limit N] [--object NAME]", "the audit log" },
+        { "vm", "create", cmd_vm_create,
+          "vm create (--file SPEC.json | --name N --kernel F|--raw F ...) [--start]",
+          "define a VM (flags: --vcpus --memory --initrd --cmdline --load-addr --entry --mode --irqchip "
+          "--memory-backing --on-crash --console-log --nested --uuid); prints its uuid" },
+        { "vm", "list", cmd_vm_list, "vm list [--state S] [--name N] [--limit N --offset N]", "VMs (every page unless --limit)" },
+        { "vm", "show", cmd_vm_show, "vm show VM", "one VM (VM: uuid or name)" },
+        { "vm", "start", cmd_vm_start, "vm start VM", "start a defined, stopped or crashed VM" },
+        { "vm", "stop", cmd_vm_stop, "vm stop VM [--timeout S] [--force]", "stop: graceful, then SIGTERM, then SIGKILL" },
+        { "vm", "pause", cmd_vm_pause, "vm pause VM", "park every vCPU" },
+        { "vm", "resume", cmd_vm_resume, "vm resume VM", "resume a paused VM" },
+        { "vm", "restart", cmd_vm_restart, "vm restart VM", "stop and start a running VM" },
+        { "vm", "delete", cmd_vm_delete, "vm delete VM [--force]", "remove a stopped VM (--force stops it first)" },
+        { "vm", "console", cmd_vm_console, "vm console VM [--offset N] [--follow]", "the serial console log" },
+        { "vm", "stats", cmd_vm_stats, "vm stats VM", "KVM binary statistics of the VM and its vCPUs" },
 };
 
 const char *json_str(json_object *o, const char *key) {

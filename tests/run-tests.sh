@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs the test suites and prints one line per test ("ok -", "not ok -", "skip -") and a closing
 # "N passed, N failed, N skipped". Exit status 0 only when nothing failed.
-#   tests/run-tests.sh [unit|integration|hostvm|all] [FILTER]
+#   tests/run-tests.sh [unit|integration|hostvm|all|slow] [FILTER]
+# "slow" (package build and install, Ansible apply: tests/slow) is not part of "all"; make check-slow.
 # Every test program prints the same per-test lines; a program that exits non-zero without
 # reporting a failure counts as one failure. VALGRIND=1 runs the unit tests under valgrind.
 set -u
@@ -75,8 +76,18 @@ run_hostvm() {
         done
 }
 
+run_slow() {
+        local t
+        for t in tests/slow/test-*.sh; do
+                [ -f "$t" ] || continue
+                case "$(basename "$t")" in *$filter*) ;; *) continue ;; esac
+                run_program "slow/$(basename "$t" .sh)" bash "$t"
+        done
+}
+
 case "$suite" in
 unit) run_unit ;;
+slow) run_slow ;;
 integration) run_integration ;;
 hostvm) run_hostvm ;;
 all) run_unit; run_integration; run_hostvm ;;

@@ -11,6 +11,7 @@ packages=(
         curl jq python3 sqlite3 nodejs npm valgrind
         qemu-system-x86 busybox-static cpio kmod
         wrk
+        debhelper lintian debootstrap ansible ansible-lint prometheus scdoc bash-completion
 )
 missing=()
 for p in "${packages[@]}"; do

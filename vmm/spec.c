@@ -25,6 +25,95 @@ const char *vm_memory_backing_to_string(VmMemoryBacking b) {
 const char *vm_on_crash_to_string(VmOnCrash c) {
         return (unsigned) c < ELEMENTSOF(on_crash_names) - 1 ? on_crash_names[c] : NULL;
 }
+const char *vm_lifecycle_action_to_string(VmLifecycleAction a) {
+        return vm_on_crash_to_string(a);
+}
+int vm_lifecycle_action_from_string(const char *s, VmLifecycleAction *ret) {
+        for (size_t i = 0; on_crash_names[i]; i++)
+                if (streq(s, on_crash_names[i])) {
+                        *ret = (VmLifecycleAction) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int cpuset_parse_number(const char **p, unsigned *ret) {
+        unsigned v = 0;
+        const char *q = *p;
+        if (*q < '0' || *q > '9')
+                return -EINVAL;
+        for (; *q >= '0' && *q <= '9'; q++) {
+                v = v * 10 + (unsigned) (*q - '0');
+                if (v > VM_SPEC_CPUSET_MAX)
+                        return -EINVAL;
+        }
+        *p = q;
+        *ret = v;
+        return 0;
+}
+
+int vm_cpuset_normalize(const char *s, char **ret) {
+        bool set[VM_SPEC_CPUSET_MAX + 1] = { false };
+        bool any = false;
+        const char *p = s;
+        int r;
+
+        for (;;) {
+                bool exclude = false;
+                unsigned lo, hi;
+                while (*p == ' ')
+                        p++;
+                if (*p == '^') {
+                        exclude = true;
+                        p++;
+                }
+                r = cpuset_parse_number(&p, &lo);
+                if (r < 0)
+                        return r;
+                hi = lo;
+                if (*p == '-' && !exclude) {
+                        p++;
+                        r = cpuset_parse_number(&p, &hi);
+                        if (r < 0)
+                                return r;
+                        if (hi < lo)
+                                return -EINVAL;
+                }
+                for (unsigned c = lo; c <= hi; c++)
+                        set[c] = !exclude;
+                while (*p == ' ')
+                        p++;
+                if (*p == '\0')
+                        break;
+                if (*p != ',')
+                        return -EINVAL;
+                p++;
+        }
+
+        /* At most "1023," per CPU: 5 bytes each. */
+        _cleanup_free_ char *out = malloc(5 * (VM_SPEC_CPUSET_MAX + 1) + 1);
+        size_t n = 0;
+        if (!out)
+                return -ENOMEM;
+        for (unsigned c = 0; c <= VM_SPEC_CPUSET_MAX; c++) {
+                unsigned end = c;
+                if (!set[c])
+                        continue;
+                while (end < VM_SPEC_CPUSET_MAX && set[end + 1])
+                        end++;
+                if (end == c)
+                        n += (size_t) sprintf(out + n, "%s%u", any ? "," : "", c);
+                else
+                        n += (size_t) sprintf(out + n, "%s%u-%u", any ? "," : "", c, end);
+                any = true;
+                c = end;
+        }
+        if (!any)
+                return -EINVAL;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 const char *vm_boot_mode_to_string(VmBootMode m) {
         return (unsigned) m < ELEMENTSOF(mode_names) - 1 ? mode_names[m] : NULL;
 }
@@ -49,6 +138,12 @@ VmSpec *vm_spec_free(VmSpec *spec) {
                 free(spec->nics[i].mac);
         }
         free(spec->nics);
+        free(spec->cpuset);
+        free(spec->libvirt_title);
+        free(spec->libvirt_description);
+        for (size_t i = 0; i < spec->n_libvirt_metadata; i++)
+                free(spec->libvirt_metadata[i]);
+        free(spec->libvirt_metadata);
         free(spec);
         return NULL;
 }
@@ -247,10 +342,63 @@ static int parse_nics(json_object *arr, VmSpec *spec, JsonError *e) {
         return 0;
 }
 
+static int parse_libvirt(json_object *obj, VmSpec *spec, JsonError *e) {
+        static const char *const keys[] = { "title", "description", "metadata", NULL };
+        const char *path = "$.libvirt";
+        json_object *arr;
+        int r;
+
+        r = json_check_keys(obj, path, keys, e);
+        if (r < 0)
+                return r;
+        r = get_string_dup(obj, path, "title", false, &spec->libvirt_title, e);
+        if (r < 0)
+                return r;
+        if (spec->libvirt_title && (strlen(spec->libvirt_title) > VM_SPEC_LIBVIRT_TEXT_MAX ||
+                                    strchr(spec->libvirt_title, '\n')))
+                return json_error_set(e, "$.libvirt.title", "must be one line of at most %d bytes",
+                                      VM_SPEC_LIBVIRT_TEXT_MAX);
+        r = get_string_dup(obj, path, "description", false, &spec->libvirt_description, e);
+        if (r < 0)
+                return r;
+        if (spec->libvirt_description && strlen(spec->libvirt_description) > VM_SPEC_LIBVIRT_TEXT_MAX)
+                return json_error_set(e, "$.libvirt.description", "must be at most %d bytes",
+                                      VM_SPEC_LIBVIRT_TEXT_MAX);
+        r = json_get_array(obj, path, "metadata", false, &arr, e);
+        if (r <= 0)
+                return r;
+        size_t n = json_object_array_length(arr);
+        if (n > VM_SPEC_LIBVIRT_METADATA_MAX)
+                return json_error_set(e, "$.libvirt.metadata", "at most %d elements", VM_SPEC_LIBVIRT_METADATA_MAX);
+        if (n == 0)
+                return 0;
+        spec->libvirt_metadata = calloc(n, sizeof *spec->libvirt_metadata);
+        if (!spec->libvirt_metadata)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *item = json_object_array_get_idx(arr, i);
+                char p[64];
+                json_path_index(p, sizeof p, "$.libvirt.metadata", i);
+                if (!json_object_is_type(item, json_type_string))
+                        return json_error_set(e, p, "must be a string");
+                const char *text = json_object_get_string(item);
+                if (text[0] != '<' || strlen(text) > VM_SPEC_LIBVIRT_METADATA_SIZE_MAX)
+                        return json_error_set(e, p, "must be one XML element of at most %d bytes",
+                                              VM_SPEC_LIBVIRT_METADATA_SIZE_MAX);
+                spec->libvirt_metadata[i] = strdup(text);
+                if (!spec->libvirt_metadata[i])
+                        return -ENOMEM;
+                spec->n_libvirt_metadata = i + 1;
+        }
+        return 0;
+}
+
 int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
         static const char *const keys[] = { "name",           "uuid",     "vcpus",   "memory", "boot",  "cpu",
                                              "irqchip",        "pit",      "memory_backing",    "on_crash",
-                                             "console",        "disks",    "nics",    NULL };
+                                             "console",        "disks",    "nics",    "on_poweroff",
+                                             "on_reboot",      "cpuset",   "hugepage_size",     "libvirt",
+                                             NULL };
         static const char *const cpu_keys[] = { "nested", NULL };
         static const char *const pit_keys[] = { "reinject", NULL };
         static const char *const console_keys[] = { "log", NULL };
@@ -273,6 +421,8 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
         spec->pit_reinject = true;
         spec->memory_backing = VM_MEMORY_MEMFD;
         spec->on_crash = VM_ON_CRASH_DESTROY;
+        spec->on_poweroff = VM_ON_CRASH_DESTROY;
+        spec->on_reboot = VM_ON_CRASH_RESTART;
 
         r = get_string_dup(obj, "$", "name", true, &spec->name, e);
         if (r < 0)
@@ -303,6 +453,15 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                 spec->memory_backing = (VmMemoryBacking) choice;
         if (spec->memory_backing == VM_MEMORY_HUGETLB && !IS_ALIGNED(spec->memory, 2ULL << 20))
                 return json_error_set(e, "$.memory", "must be a multiple of 2MiB with hugetlb backing");
+        r = json_get_size(obj, "$", "hugepage_size", false, 0, UINT64_MAX, &spec->hugepage_size, e);
+        if (r < 0)
+                return r;
+        if (r > 0 && spec->memory_backing != VM_MEMORY_HUGETLB)
+                return json_error_set(e, "$.hugepage_size", "is only valid with memory_backing \"hugetlb\"");
+        if (r > 0 && spec->hugepage_size != VM_SPEC_HUGEPAGE_SIZE)
+                return json_error_set(e, "$.hugepage_size", "must be 2MiB, the huge page size kvmfleet-vmm uses");
+        if (spec->memory_backing == VM_MEMORY_HUGETLB)
+                spec->hugepage_size = VM_SPEC_HUGEPAGE_SIZE;
 
         r = json_get_object(obj, "$", "boot", true, &boot, e);
         if (r < 0)
@@ -343,6 +502,39 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                 return r;
         if (r > 0)
                 spec->on_crash = (VmOnCrash) choice;
+        r = json_get_enum(obj, "$", "on_poweroff", false, on_crash_names, &choice, e);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                spec->on_poweroff = (VmLifecycleAction) choice;
+        r = json_get_enum(obj, "$", "on_reboot", false, on_crash_names, &choice, e);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                spec->on_reboot = (VmLifecycleAction) choice;
+        {
+                const char *cpuset;
+                r = json_get_string(obj, "$", "cpuset", false, &cpuset, e);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        r = vm_cpuset_normalize(cpuset, &spec->cpuset);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0)
+                                return json_error_set(e, "$.cpuset",
+                                                      "must be a list of host CPUs 0 to %d such as \"0-3,6\"",
+                                                      VM_SPEC_CPUSET_MAX);
+                }
+        }
+        r = json_get_object(obj, "$", "libvirt", false, &sub, e);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = parse_libvirt(sub, spec, e);
+                if (r < 0)
+                        return r;
+        }
         r = json_get_object(obj, "$", "console", false, &sub, e);
         if (r < 0)
                 return r;
@@ -452,6 +644,33 @@ int vm_spec_to_json(const VmSpec *spec, json_object **ret) {
                 r |= json_add_string(d, "tap", spec->nics[i].tap);
                 if (spec->nics[i].mac)
                         r |= json_add_string(d, "mac", spec->nics[i].mac);
+        }
+        r |= json_add_string(obj, "on_poweroff", vm_lifecycle_action_to_string(spec->on_poweroff));
+        r |= json_add_string(obj, "on_reboot", vm_lifecycle_action_to_string(spec->on_reboot));
+        if (spec->cpuset)
+                r |= json_add_string(obj, "cpuset", spec->cpuset);
+        if (spec->memory_backing == VM_MEMORY_HUGETLB)
+                r |= json_add_uint(obj, "hugepage_size", spec->hugepage_size ?: VM_SPEC_HUGEPAGE_SIZE);
+        if (spec->libvirt_title || spec->libvirt_description || spec->n_libvirt_metadata > 0) {
+                if (!(sub = json_object_new_object()))
+                        return -ENOMEM;
+                r |= json_add(obj, "libvirt", sub);
+                if (spec->libvirt_title)
+                        r |= json_add_string(sub, "title", spec->libvirt_title);
+                if (spec->libvirt_description)
+                        r |= json_add_string(sub, "description", spec->libvirt_description);
+                if (spec->n_libvirt_metadata > 0) {
+                        if (!(arr = json_object_new_array()))
+                                return -ENOMEM;
+                        r |= json_add(sub, "metadata", arr);
+                        for (size_t i = 0; i < spec->n_libvirt_metadata; i++) {
+                                json_object *m = json_object_new_string(spec->libvirt_metadata[i]);
+                                if (!m || json_object_array_add(arr, m) < 0) {
+                                        json_object_put(m);
+                                        return -ENOMEM;
+                                }
+                        }
+                }
         }
         if (r < 0)
                 return -ENOMEM;

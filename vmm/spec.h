@@ -45,6 +45,16 @@ typedef enum VmOnCrash {
         VM_ON_CRASH_PRESERVE,
 } VmOnCrash;
 
+/* What the supervisor does when the guest powers off (on_poweroff), resets (on_reboot) or crashes
+ * (on_crash); libvirt's lifecycle actions of the same names. */
+typedef VmOnCrash VmLifecycleAction;
+
+#define VM_SPEC_CPUSET_MAX 1023 /* highest host CPU number a cpuset may name */
+#define VM_SPEC_HUGEPAGE_SIZE (2ULL << 20)
+#define VM_SPEC_LIBVIRT_TEXT_MAX 4096      /* title and description, bytes */
+#define VM_SPEC_LIBVIRT_METADATA_MAX 16    /* foreign metadata elements */
+#define VM_SPEC_LIBVIRT_METADATA_SIZE_MAX 16384 /* bytes of XML each */
+
 typedef struct VmDisk {
         char *path;
         bool readonly;
@@ -79,6 +89,15 @@ typedef struct VmSpec {
         size_t n_disks;
         VmNic *nics;
         size_t n_nics;
+        VmLifecycleAction on_poweroff; /* default destroy */
+        VmLifecycleAction on_reboot;   /* default restart */
+        char *cpuset;                  /* host CPUs the vCPUs may run on ("0-3,6"), canonical; NULL: any */
+        uint64_t hugepage_size;        /* with VM_MEMORY_HUGETLB; 0 otherwise */
+        /* Informational parts of a libvirt domain definition, kept and returned unchanged. */
+        char *libvirt_title;
+        char *libvirt_description;
+        char **libvirt_metadata; /* raw XML of metadata elements in other namespaces */
+        size_t n_libvirt_metadata;
 } VmSpec;
 
 /* Strict: unknown fields are refused; e->path names the offending field ("$.boot.kernel"). */
@@ -100,6 +119,12 @@ int vm_spec_check_files(const VmSpec *spec, JsonError *e);
 const char *vm_irqchip_to_string(VmIrqchip i);
 const char *vm_memory_backing_to_string(VmMemoryBacking b);
 const char *vm_on_crash_to_string(VmOnCrash c);
+const char *vm_lifecycle_action_to_string(VmLifecycleAction a);
+/* "destroy", "restart", "preserve" → action; -EINVAL otherwise. */
+int vm_lifecycle_action_from_string(const char *s, VmLifecycleAction *ret);
+/* Parses a CPU list ("0-3,6", "^2" exclusions as libvirt writes them) into its canonical form
+ * ("0-1,3-6"); -EINVAL when malformed, empty or naming a CPU above VM_SPEC_CPUSET_MAX. Caller frees. */
+int vm_cpuset_normalize(const char *s, char **ret);
 const char *vm_boot_mode_to_string(VmBootMode m);
 
 /* Kernel image formats that vm_spec_check_files() and the loader recognise. */

@@ -1,6 +1,7 @@
 /* Every vCPU says hello over COM1; vCPU 0 waits for all of them and leaves through the debug-exit
  * port with the code given as "exit=N" on the command line (default 0). With "wait=1", vCPU 0 first
- * waits for one byte of console input and echoes it ("got X"). */
+ * waits for one byte of console input and echoes it ("got X"). With "halt=1" vCPU 0 halts for ever
+ * instead of leaving: an idle VM for density measurements. */
 #include "guest.h"
 
 static volatile uint64_t arrived;
@@ -32,5 +33,7 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         put_dec(expected);
         puts_raw(" vcpus ran\n");
         print_unlock();
+        if (cmdline_get(boot_params, "halt", 0))
+                halt_forever();
         debug_exit((uint8_t) cmdline_get(boot_params, "exit", 0));
 }

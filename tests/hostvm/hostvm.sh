@@ -115,7 +115,7 @@ hostvm_run() {
         done
         cp "$root/lib/modules/$rel"/modules.{order,builtin,builtin.modinfo} "$tree/lib/modules/$rel/" 2>/dev/null
         depmod -b "$tree" "$rel" || { hostvm_die "depmod for the initramfs failed"; return 1; }
-        for b in "$HOSTVM_BUILD"/kvmfleet-*; do
+        for b in "$HOSTVM_BUILD"/kvmfleet-* "$HOSTVM_BUILD"/kvmfleetd "$HOSTVM_BUILD"/kvmfleetctl; do
                 [ -x "$b" ] && [ -f "$b" ] || continue
                 hostvm_copy_binary "$b" "$tree" "/usr/sbin/$(basename "$b")" || { hostvm_die "cannot copy $b"; return 1; }
         done

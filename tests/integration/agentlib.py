@@ -64,9 +64,10 @@ class Agent:
         self.proc = None
         with open(self.config, "w") as f:
             f.write("[agent]\nstate_dir = %s\nrun_dir = %s\nlog_level = %s\nkvm_setup_report = %s\n"
-                    "vmm_binary = %s\n" % (self.state, self.run_dir, log_level,
-                                           os.path.join(self.run_dir, "kvm-setup.json"),
-                                           os.path.join(BUILD, "kvmfleet-vmm")))
+                    "vmm_binary = %s\nkvm_load_binary = %s\n" % (self.state, self.run_dir, log_level,
+                                                                 os.path.join(self.run_dir, "kvm-setup.json"),
+                                                                 os.path.join(BUILD, "kvmfleet-vmm"),
+                                                                 os.path.join(BUILD, "kvmfleet-load")))
             if tcp:
                 f.write("listen_tcp = 127.0.0.1:%d\n" % self.port)
             f.write(extra_config)
@@ -104,11 +105,31 @@ class Agent:
             self.proc.wait(timeout)
         return self.proc.returncode if self.proc else None
 
+    def vmm_pids(self):
+        """VMM processes started for this agent (their control socket is under its run dir)."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"kvmfleet-vmm") and any(a.startswith(self.run_dir.encode()) for a in argv):
+                pids.append(int(d))
+        return pids
+
     def cleanup(self):
         try:
             self.stop()
         except Exception:  # noqa: BLE001 - best effort: kill what is left
             self.proc.kill()
+        for pid in self.vmm_pids():  # VMMs outlive the agent by design
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):

@@ -271,7 +271,7 @@ def bad_config_fails_naming_the_line():
         a.start(wait=False)
         rc = a.proc.wait(10)
         check_eq(rc, 1)
-        check("kvmfleetd.conf:7: unknown key \"frobs\"" in a.log(), a.log())
+        check("kvmfleetd.conf:8: unknown key \"frobs\"" in a.log(), a.log())
     finally:
         a.cleanup()
 

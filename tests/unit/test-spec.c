@@ -62,7 +62,8 @@ TEST(full_spec_round_trips_canonically) {
                     "\"cpu\":{\"nested\":true},\"irqchip\":\"split\",\"pit\":{\"reinject\":false},"
                     "\"memory_backing\":\"anonymous\",\"on_crash\":\"restart\",\"console\":{\"log\":\"/tmp/c.log\"},"
                     "\"disks\":[{\"path\":\"/d.img\",\"readonly\":true,\"serial\":\"S1\"}],"
-                    "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:12:34:56\"}]}");
+                    "\"nics\":[{\"tap\":\"tap0\",\"mac\":\"52:54:00:12:34:56\"}],"
+                    "\"on_poweroff\":\"destroy\",\"on_reboot\":\"restart\"}");
         ASSERT_EQ_INT(vm_spec_from_json(j, &s2, &e), 0);
         CHECK_EQ_INT(s2->irqchip, VM_IRQCHIP_SPLIT);
         CHECK_STREQ(s2->nics[0].mac, "52:54:00:12:34:56");
@@ -151,4 +152,45 @@ TEST(check_files_detects_formats) {
         CHECK_STREQ(e.path, "$.boot.kernel");
         CHECK_CONTAINS(e.message, "No such file");
         vm_spec_free(s);
+}
+
+TEST(libvirt_fields_round_trip) {
+        const char *text =
+                "{\"name\":\"a\",\"vcpus\":2,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\"},"
+                "\"memory_backing\":\"hugetlb\",\"on_poweroff\":\"preserve\",\"on_reboot\":\"destroy\","
+                "\"cpuset\":\"4,0-2,^1,3\",\"libvirt\":{\"title\":\"T\",\"description\":\"D\\nE\","
+                "\"metadata\":[\"<x:a xmlns:x=\\\"urn:x\\\"/>\"]}}";
+        VmSpec *s = NULL, *s2 = NULL;
+        json_object *j = NULL;
+        JsonError e;
+        ASSERT_EQ_INT(parse(text, &s, &e), 0);
+        CHECK_STREQ(s->cpuset, "0,2-4");
+        CHECK_EQ_U64(s->hugepage_size, 2ULL << 20);
+        CHECK_EQ_INT(s->on_poweroff, VM_ON_CRASH_PRESERVE);
+        CHECK_EQ_INT(s->on_reboot, VM_ON_CRASH_DESTROY);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK_CONTAINS(json_to_string(j), "\"on_poweroff\":\"preserve\",\"on_reboot\":\"destroy\",\"cpuset\":\"0,2-4\","
+                                          "\"hugepage_size\":2097152,\"libvirt\":{\"title\":\"T\",");
+        ASSERT_EQ_INT(vm_spec_from_json(j, &s2, &e), 0);
+        CHECK_STREQ(s2->libvirt_metadata[0], "<x:a xmlns:x=\"urn:x\"/>");
+        CHECK_STREQ(s2->libvirt_description, "D\nE");
+        json_object_put(j);
+        vm_spec_free(s);
+        vm_spec_free(s2);
+}
+
+TEST(libvirt_fields_refused) {
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpuset\":\"3-1\"}", "$.cpuset", "host CPUs");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpuset\":\"1024\"}", "$.cpuset", "host CPUs");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpuset\":\"^1\"}", "$.cpuset", "host CPUs");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"hugepage_size\":\"2MiB\"}",
+                     "$.hugepage_size", "only valid");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"memory_backing\":\"hugetlb\","
+                     "\"hugepage_size\":\"1GiB\"}", "$.hugepage_size", "must be 2MiB");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"on_reboot\":\"rename-restart\"}",
+                     "$.on_reboot", "");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"libvirt\":{\"metadata\":[\"x\"]}}",
+                     "$.libvirt.metadata[0]", "XML element");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"libvirt\":{\"owner\":\"x\"}}",
+                     "$.libvirt.owner", "unknown field");
 }

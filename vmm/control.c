@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "json-util.h"
+#include "memslot-control.h"
 #include "str-util.h"
 
 static int sockaddr_un_set(struct sockaddr_un *sa, const char *path) {
@@ -75,6 +76,19 @@ static int reply_error(json_object *id, const char *code, const char *fmt, ...) 
         json_add(o, "error", err);
         json_add_string(err, "code", code);
         json_add_string(err, "message", message);
+        pending_reply = o;
+        return 0;
+}
+
+/* An error reply whose body (code, message, details) comes ready-made. */
+static int reply_error_object(json_object *id, json_object *err) {
+        json_object *o = json_object_new_object();
+        if (!o) {
+                json_object_put(err);
+                return -ENOMEM;
+        }
+        json_add(o, "id", id ? json_object_get(id) : NULL);
+        json_add(o, "error", err);
         pending_reply = o;
         return 0;
 }
@@ -152,6 +166,19 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
 
         if (streq(method, "status"))
                 return method_status(vm, id);
+        if (memslot_control_method(method)) {
+                json_object *res = NULL, *err = NULL;
+                MemslotError me;
+                r = memslot_control_call(vm, method, params, &res, &me);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return reply_result(id, res);
+                r = memslot_error_to_json(&me, &err);
+                if (r < 0)
+                        return r;
+                return reply_error_object(id, err);
+        }
         if (streq(method, "console"))
                 return method_console(vm, id, params);
         if (streq(method, "pause")) {

@@ -79,9 +79,55 @@ int guest_memory_new(uint64_t size, VmMemoryBacking backing, GuestMemory **ret) 
         return 0;
 }
 
+static MemslotBacking backing_of(VmMemoryBacking b) {
+        switch (b) {
+        case VM_MEMORY_HUGETLB:
+                return MEMSLOT_BACKING_HUGETLB;
+        case VM_MEMORY_ANONYMOUS:
+                return MEMSLOT_BACKING_ANONYMOUS;
+        default:
+                return MEMSLOT_BACKING_MEMFD;
+        }
+}
+
+void memslot_release(Memslot *s) {
+        if (s->map && s->map != MAP_FAILED)
+                munmap(s->map, s->map_size);
+        s->map = NULL;
+        s->backing_fd = safe_close(s->backing_fd);
+        s->guest_memfd = safe_close(s->guest_memfd);
+}
+
+void memslot_to_info(const Memslot *s, MemslotInfo *ret) {
+        *ret = (MemslotInfo){
+                .slot = s->slot,
+                .as_id = s->as_id,
+                .gpa = s->gpa,
+                .size = s->size,
+                .dirty_log = s->flags & KVM_MEM_LOG_DIRTY_PAGES,
+                .readonly = s->flags & KVM_MEM_READONLY,
+                .backing = s->backing,
+                .guest_memfd_offset = s->guest_memfd_offset,
+                .role = s->role,
+        };
+}
+
+int guest_memory_slot_infos(const GuestMemory *m, MemslotInfo **ret, size_t *ret_n) {
+        MemslotInfo *infos = calloc(MAX(m->n_slots, 1), sizeof *infos);
+        if (!infos)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_slots; i++)
+                memslot_to_info(&m->slots[i], &infos[i]);
+        *ret = infos;
+        *ret_n = m->n_slots;
+        return 0;
+}
+
 GuestMemory *guest_memory_free(GuestMemory *m) {
         if (!m)
                 return NULL;
+        for (size_t i = 0; i < m->n_slots; i++)
+                memslot_release(&m->slots[i]);
         if (m->base && m->base != MAP_FAILED)
                 munmap(m->base, m->size);
         safe_close(m->backing_fd);
@@ -90,7 +136,7 @@ GuestMemory *guest_memory_free(GuestMemory *m) {
         return NULL;
 }
 
-static int slot_append(GuestMemory *m, const Memslot *s) {
+int guest_memory_slot_insert(GuestMemory *m, const Memslot *s) {
         Memslot *n = realloc(m->slots, (m->n_slots + 1) * sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -99,20 +145,30 @@ static int slot_append(GuestMemory *m, const Memslot *s) {
         return 0;
 }
 
+void guest_memory_slot_remove(GuestMemory *m, size_t i) {
+        if (i >= m->n_slots)
+                return;
+        memslot_release(&m->slots[i]);
+        memmove(&m->slots[i], &m->slots[i + 1], (m->n_slots - i - 1) * sizeof *m->slots);
+        m->n_slots--;
+}
+
 int guest_memory_layout_ram(GuestMemory *m) {
         uint64_t low = guest_memory_low_size(m->size), high = guest_memory_high_size(m->size);
         int r;
 
         if (m->n_slots > 0)
                 return -EBUSY;
-        r = slot_append(m, &(Memslot){ .slot = 0, .gpa = 0, .size = low, .host = m->base, .backing = m->backing,
-                                        .role = MEMSLOT_ROLE_RAM });
+        r = guest_memory_slot_insert(m, &(Memslot){ .slot = 0, .gpa = 0, .size = low, .host = m->base,
+                                        .backing = backing_of(m->backing), .role = MEMSLOT_ROLE_RAM,
+                                        .backing_fd = -1, .guest_memfd = -1 });
         if (r < 0)
                 return r;
         if (high > 0) {
-                r = slot_append(m, &(Memslot){ .slot = 1, .gpa = X86_HIGH_RAM_START, .size = high,
-                                                .host = m->base + low, .backing = m->backing,
-                                                .role = MEMSLOT_ROLE_RAM });
+                r = guest_memory_slot_insert(m, &(Memslot){ .slot = 1, .gpa = X86_HIGH_RAM_START, .size = high,
+                                                .host = m->base + low,
+                                                .backing = backing_of(m->backing), .role = MEMSLOT_ROLE_RAM,
+                                                .backing_fd = -1, .guest_memfd = -1 });
                 if (r < 0)
                         return r;
         }

@@ -8,12 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memslot-rules.h"
 #include "spec.h"
-
-typedef enum MemslotRole {
-        MEMSLOT_ROLE_RAM,  /* created by the VMM for guest RAM */
-        MEMSLOT_ROLE_USER, /* added later through the control socket */
-} MemslotRole;
 
 typedef struct Memslot {
         uint32_t slot; /* KVM slot id, without the address-space bits */
@@ -22,9 +18,15 @@ typedef struct Memslot {
         uint64_t gpa;
         uint64_t size;
         uint8_t *host; /* userspace_addr */
-        VmMemoryBacking backing;
+        MemslotBacking backing;
         MemslotRole role;
         bool registered; /* KVM knows this slot */
+        /* What a user slot owns (a RAM slot points into GuestMemory.base and owns nothing): */
+        uint8_t *map;       /* == host, map_size bytes */
+        uint64_t map_size;
+        int backing_fd;     /* memfd, or -1 */
+        int guest_memfd;    /* KVM_CREATE_GUEST_MEMFD fd, or -1 */
+        uint64_t guest_memfd_offset;
 } Memslot;
 
 typedef struct GuestMemory {
@@ -34,6 +36,7 @@ typedef struct GuestMemory {
         uint64_t size;
         Memslot *slots;
         size_t n_slots;
+        MemslotLimits limits; /* probed by vm_memslot_probe() */
 } GuestMemory;
 
 /* Allocates and maps the backing of size bytes. hugetlb needs enough free 2 MiB pages
@@ -51,6 +54,14 @@ int guest_memory_layout_ram(GuestMemory *m);
 int guest_memory_register(GuestMemory *m, int vm_fd);
 
 Memslot *guest_memory_find_slot(GuestMemory *m, uint32_t slot, uint16_t as_id);
+/* The table as the rules see it (caller frees; NULL with n == 0 is fine). */
+int guest_memory_slot_infos(const GuestMemory *m, MemslotInfo **ret, size_t *ret_n);
+void memslot_to_info(const Memslot *s, MemslotInfo *ret);
+/* Adds a registered slot to the table (taking what it owns), or removes entry i (releasing what it owns). */
+int guest_memory_slot_insert(GuestMemory *m, const Memslot *s);
+void guest_memory_slot_remove(GuestMemory *m, size_t i);
+/* Unmaps and closes what a user slot owns; safe on a RAM slot (it owns nothing). */
+void memslot_release(Memslot *s);
 /* Host address for [gpa, gpa+len) when the range lies in one slot, else NULL. */
 void *guest_memory_gpa_to_hva(const GuestMemory *m, uint64_t gpa, uint64_t len);
 /* Copies into guest memory; -EFAULT when the range is not RAM. */

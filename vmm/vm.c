@@ -14,6 +14,7 @@
 
 #include "arch/x86/cpuid.h"
 #include "kvm.h"
+#include "memslot.h"
 #include "stats.h"
 #include "str-util.h"
 
@@ -303,6 +304,10 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         r = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
         if (r < 0)
                 return json_error_set(e, "$", "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-r));
+        r = vm_memslot_probe(vm);
+        if (r < 0)
+                return json_error_set(e, "$", "probing memslot limits failed: %s: %s", kvm_last_failed_ioctl(),
+                                      strerror(-r));
         mmap_size = __kvm_ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
         if (mmap_size < (int) sizeof(struct kvm_run))
                 return json_error_set(e, "$", "KVM_GET_VCPU_MMAP_SIZE failed");
@@ -552,6 +557,13 @@ static void handle_mmio(Vcpu *v) {
                 return;
         }
         __atomic_add_fetch(&vm->unhandled_mmio, 1, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&vm->lock);
+        vm->last_unhandled_mmio.valid = true;
+        vm->last_unhandled_mmio.gpa = run->mmio.phys_addr;
+        vm->last_unhandled_mmio.len = run->mmio.len;
+        vm->last_unhandled_mmio.is_write = run->mmio.is_write;
+        vm->last_unhandled_mmio.vcpu = v->index;
+        pthread_mutex_unlock(&vm->lock);
         if (!run->mmio.is_write)
                 memset(run->mmio.data, 0xff, len);
 }
@@ -804,25 +816,30 @@ int vm_status_json(Vm *vm, json_object **ret) {
                 r |= json_add(o, "exit", x);
         else
                 r |= json_add(o, "exit", NULL);
+        if (vm->last_unhandled_mmio.valid) {
+                json_object *m = json_object_new_object();
+                if (!m || json_add(o, "last_unhandled_mmio", m) < 0) {
+                        json_object_put(m);
+                        r = -ENOMEM;
+                } else {
+                        r |= json_add_uint(m, "gpa", vm->last_unhandled_mmio.gpa);
+                        r |= json_add_uint(m, "len", vm->last_unhandled_mmio.len);
+                        r |= json_add_bool(m, "write", vm->last_unhandled_mmio.is_write);
+                        r |= json_add_uint(m, "vcpu", vm->last_unhandled_mmio.vcpu);
+                }
+        } else
+                r |= json_add(o, "last_unhandled_mmio", NULL);
         pthread_mutex_unlock(&vm->lock);
         for (size_t i = 0; i < vm->mem->n_slots; i++) {
                 const Memslot *s = &vm->mem->slots[i];
-                json_object *m = json_object_new_object(), *flags = json_object_new_object();
-                if (!m || !flags || json_object_array_add(slots, m) < 0) {
+                MemslotInfo info;
+                json_object *m = NULL;
+                memslot_to_info(s, &info);
+                if (memslot_info_to_json(&info, s->registered ? "active" : "pending", &m) < 0 ||
+                    json_object_array_add(slots, m) < 0) {
                         json_object_put(m);
-                        json_object_put(flags);
                         return -ENOMEM;
                 }
-                r |= json_add_uint(m, "slot", s->slot);
-                r |= json_add_uint(m, "as_id", s->as_id);
-                r |= json_add_uint(m, "gpa", s->gpa);
-                r |= json_add_uint(m, "size", s->size);
-                r |= json_add(m, "flags", flags);
-                r |= json_add_bool(flags, "dirty_log", s->flags & KVM_MEM_LOG_DIRTY_PAGES);
-                r |= json_add_bool(flags, "readonly", s->flags & KVM_MEM_READONLY);
-                r |= json_add_string(m, "backing", vm_memory_backing_to_string(s->backing));
-                r |= json_add_string(m, "role", s->role == MEMSLOT_ROLE_RAM ? "ram" : "user");
-                r |= json_add_string(m, "state", s->registered ? "active" : "pending");
         }
         r |= json_add_uint(o, "console_bytes", serial_output_total(vm->serial));
         uint64_t first = serial_first_byte_usec(vm->serial);

@@ -90,6 +90,14 @@ struct Vm {
         uint64_t created_usec, started_usec, ended_usec;
         uint8_t cmos_index;
         uint64_t unhandled_io, unhandled_mmio;
+        /* The last MMIO access nothing decoded (e.g. to a deleted memslot), under lock. */
+        struct {
+                bool valid;
+                uint64_t gpa;
+                uint32_t len;
+                bool is_write;
+                unsigned vcpu;
+        } last_unhandled_mmio;
 };
 
 /* Everything up to the first KVM_RUN: VM, memory, irqchip, boot image, vCPUs. Takes spec. On failure

@@ -1132,8 +1132,21 @@ static void handle_exit(Manager *m, VmRuntime *rt, uint64_t gen) {
         const char *was = r->state;
         json_object *d = json_object_new_object();
         json_add_string(d, "reason", reason);
-        if (streq(was, "stopping") || cls == EXIT_STOPPED || cls == EXIT_SHUTDOWN || cls == EXIT_DEBUG ||
-            cls == EXIT_SETUP_FAILED ||
+        if ((cls == EXIT_SHUTDOWN || cls == EXIT_DEBUG) && !streq(was, "stopping") &&
+            streq(spec_string(r, "on_poweroff", "destroy", buf, sizeof buf), "restart")) {
+                /* libvirt's on_poweroff=restart: a powered-off guest comes back, within the restart limit */
+                store_vm_set_state(m->store, r->uuid, was, "stopped", 0, 0, NULL, reason);
+                vm_event(m, "kvmfleetd", r, NULL, "poweroff", "ok", d);
+                if (restart_allowed(m, rt)) {
+                        if (do_start(m, rt, "kvmfleetd", "poweroff_start", &e) < 0)
+                                vm_log(LOG_WARNING, 0, r->uuid, r->name, "Restarting VM %s after its power-off failed: %s", r->name,
+                                       e.message);
+                } else {
+                        store_vm_set_state(m->store, r->uuid, "stopped", "crashed", 0, 0, NULL, "power-off loop: restart limit reached");
+                        vm_event(m, "kvmfleetd", r, NULL, "restart_limit", "failed", d);
+                }
+        } else if (streq(was, "stopping") || cls == EXIT_STOPPED || cls == EXIT_SHUTDOWN || cls == EXIT_DEBUG ||
+                   cls == EXIT_SETUP_FAILED ||
             (cls == EXIT_RESET && streq(spec_string(r, "on_reboot", "restart", buf, sizeof buf), "destroy"))) {
                 store_vm_set_state(m->store, r->uuid, was, "stopped", 0, 0, NULL, reason);
                 vm_event(m, "kvmfleetd", r, NULL, streq(was, "stopping") ? "stop" : "exit", "ok", d);

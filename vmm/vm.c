@@ -697,9 +697,47 @@ done:
         return NULL;
 }
 
+/* The spec's cpuset in canonical form ("0-3,6") as a cpu_set_t; -EINVAL when a CPU is beyond it. */
+static int cpuset_from_spec(const char *s, cpu_set_t *ret) {
+        CPU_ZERO(ret);
+        for (const char *p = s; *p;) {
+                char *end;
+                unsigned long lo = strtoul(p, &end, 10), hi = lo;
+                if (end == p)
+                        return -EINVAL;
+                if (*end == '-')
+                        hi = strtoul(end + 1, &end, 10);
+                if (hi >= CPU_SETSIZE || hi < lo)
+                        return -EINVAL;
+                for (unsigned long c = lo; c <= hi; c++)
+                        CPU_SET(c, ret);
+                p = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',')
+                        return -EINVAL;
+        }
+        return 0;
+}
+
 int vm_start(Vm *vm) {
         sigset_t mask, old;
+        pthread_attr_t attr;
+        cpu_set_t cpus;
         int r = 0;
+
+        /* vCPU threads run only on the spec's cpuset (libvirt's <vcpu cpuset=…>), when it has one */
+        pthread_attr_init(&attr);
+        if (vm->spec->cpuset) {
+                r = cpuset_from_spec(vm->spec->cpuset, &cpus);
+                if (r >= 0)
+                        r = -pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
+                if (r < 0) {
+                        pthread_attr_destroy(&attr);
+                        VmExit exit = { .reason = "vcpu-error", .vcpu = -1 };
+                        snprintf(exit.detail, sizeof exit.detail, "cpuset \"%s\": %s", vm->spec->cpuset, strerror(-r));
+                        vm_end(vm, &exit);
+                        return r;
+                }
+        }
 
         /* vCPU threads take only the kick signal; the main thread handles the rest via signalfd. */
         sigfillset(&mask);
@@ -718,7 +756,7 @@ int vm_start(Vm *vm) {
                 Vcpu *v = &vm->vcpus[i];
                 if (v->state == VCPU_STATE_OFFLINE)
                         continue;
-                int k = pthread_create(&v->thread, NULL, vcpu_thread, v);
+                int k = pthread_create(&v->thread, &attr, vcpu_thread, v);
                 if (k != 0) {
                         r = -k;
                         break;
@@ -727,9 +765,11 @@ int vm_start(Vm *vm) {
         }
         pthread_mutex_unlock(&vm->lock);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
         if (r < 0) {
                 VmExit exit = { .reason = "vcpu-error", .vcpu = -1 };
-                snprintf(exit.detail, sizeof exit.detail, "cannot start vCPU threads: %s", strerror(-r));
+                snprintf(exit.detail, sizeof exit.detail, "cannot start vCPU threads%s%s: %s", vm->spec->cpuset ? " on cpuset " : "",
+                         vm->spec->cpuset ?: "", strerror(-r));
                 vm_end(vm, &exit);
         }
         return r;

@@ -10,7 +10,7 @@ import threading
 import time
 
 from agentlib import Agent, check_openapi_records
-from kvmtest import BUILD, check, check_eq, run, test
+from kvmtest import BUILD, check, check_eq, run, skip, test
 
 GUESTS = os.path.join(BUILD, "guests")
 agent = Agent(extra_config="stop_timeout = 5\n").start()
@@ -221,6 +221,40 @@ def guest_reboot_loop_hits_the_restart_limit():
     actions = [e["action"] for e in events_for(agent, got["uuid"])]
     check_eq(actions.count("reboot"), 6, actions)  # the first run plus five restarts
     check("restart_limit" in actions, actions)
+
+
+@test
+def on_poweroff_restart_brings_the_guest_back_within_the_limit():
+    vm = name("poweroff")
+    create(agent, vm, guest="hello.elf", on_poweroff="restart")
+    agent.request("POST", "/v1/vms/%s/start" % vm)
+    got = wait_state(agent, vm, "crashed", timeout=20)
+    check("power-off loop" in got["exit_reason"], got["exit_reason"])
+    actions = [e["action"] for e in events_for(agent, got["uuid"])]
+    check_eq(actions.count("poweroff"), 6, actions)
+    # the default (destroy) just stops
+    plain = name("poweroff")
+    create(agent, plain, guest="hello.elf", start=True)
+    check_eq(wait_state(agent, plain, "stopped")["state"], "stopped")
+
+
+@test
+def vcpu_threads_run_on_the_cpuset():
+    if os.cpu_count() < 2:
+        skip("needs 2 host CPUs to tell a cpuset from no cpuset")
+    vm = name("pinned")
+    create(agent, vm, start=True, cpuset="1")
+    pid = get(agent, vm).json["vmm"]["pid"]
+    found = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            comm = f.read().strip()
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            allowed = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list")][0]
+        found[comm] = allowed
+    check_eq(found.get("vcpu0"), "1", found)
+    check(found.get("kvmfleet-vmm") != "1" or os.cpu_count() == 1, "the main thread was pinned too: %r" % found)
+    agent.request("POST", "/v1/vms/%s/stop" % vm)
 
 
 @test

@@ -278,6 +278,30 @@ def memslots_reconciled_after_agent_restart():
 
 
 @test
+def cli_memslot_commands_end_to_end():
+    check_kvm()
+    vm, uuid = start_vm()
+    g = Guest(agent, uuid)
+    out = agent.ctl("memslot", "add", vm, "--gpa", "1GiB", "--size", "2MiB", "--slot", "4", "--dirty-log", check=0).stdout
+    check("slot 4" in out and "dirty_log" in out, out)
+    out = agent.ctl("memslot", "list", vm, check=0).stdout
+    check("0x40000000" in out and "ram" in out and "user" in out, out)
+    g.op(OP_WRITE, GiB, 2, 5)
+    out = agent.ctl("memslot", "dirty-log", vm, "4", "--clear", check=0).stdout
+    check("dirty pages: 2 of 512" in out, out)
+    p = agent.ctl("memslot", "move", vm, "4", "--gpa", "3GiB", check=1)
+    check("memslot_move_dirty_log" in p.stderr, p.stderr)
+    agent.ctl("memslot", "set", vm, "4", "--dirty-log", "off", check=0)
+    moved = json.loads(agent.ctl("--json", "memslot", "move", vm, "4", "--gpa", "3GiB", check=0).stdout)
+    check_eq(moved["gpa"], 3 * GiB)
+    p = agent.ctl("memslot", "delete", vm, "0", check=1)
+    check("memslot_force_required" in p.stderr, p.stderr)
+    agent.ctl("memslot", "delete", vm, "4", check=0)
+    check_eq(rows(agent, uuid), rows_of(g.slots()))
+    agent.ctl("memslot", "move", vm, "x", "--gpa", "1", check=2)
+
+
+@test
 def responses_match_openapi():
     p = check_openapi_records()
     failures = [l for l in p.stdout.splitlines() if l.startswith("not ok") or l.startswith("#")]

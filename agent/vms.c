@@ -727,12 +727,12 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
         k = store_vm_set_state(m->store, r->uuid, "starting", final, -1, 0, NULL, NULL);
         if (k < 0)
                 return vm_error(e, 500, "internal", "inventory: %s", strerror(-k));
-        memslots_sync(m, r->uuid, r->name, ctl); /* the boot RAM slots, role ram */
         json_object *d = json_object_new_object();
         json_add_int(d, "pid", pid);
         vm_event(m, actor, r, NULL, action, "ok", d);
         json_object_put(d);
         vm_log(LOG_INFO, 0, r->uuid, r->name, "VM %s started (VMM pid %d)", r->name, (int) pid);
+        memslots_sync(m, r->uuid, r->name, ctl); /* the boot RAM slots, role ram */
         return 0;
 }
 

@@ -34,6 +34,12 @@ static const Route routes[] = {
         { "POST", "/v1/vms/{id}/restart", api_vm_action, false },
         { "GET", "/v1/vms/{id}/console", api_vm_console, false },
         { "GET", "/v1/vms/{id}/stats", api_vm_stats, false },
+        { "GET", "/v1/vms/{id}/memslots", api_memslots_list, false },
+        { "POST", "/v1/vms/{id}/memslots", api_memslots_create, false },
+        { "GET", "/v1/vms/{id}/memslots/{slot}", api_memslot_get, false },
+        { "PATCH", "/v1/vms/{id}/memslots/{slot}", api_memslot_patch, false },
+        { "DELETE", "/v1/vms/{id}/memslots/{slot}", api_memslot_delete, false },
+        { "GET", "/v1/vms/{id}/memslots/{slot}/dirty-log", api_memslot_dirty_log, false },
         { "GET", "/metrics", api_metrics_get, false },
 };
 

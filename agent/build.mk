@@ -2,7 +2,7 @@ AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema.o
 AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0)
 # Objects the agent takes from other components (the VM spec, the VMM control client).
-AGENT_EXTRA_OBJS := $(BUILD)/vmm/spec.o $(BUILD)/vmm/control-client.o
+AGENT_EXTRA_OBJS := $(BUILD)/vmm/spec.o $(BUILD)/vmm/control-client.o $(BUILD)/vmm/memslot-rules.o
 
 BINARIES += $(BUILD)/kvmfleetd
 

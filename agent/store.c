@@ -23,6 +23,15 @@ uint64_t store_vm_generation(Store *s) {
         return __atomic_load_n(&s->vm_generation, __ATOMIC_SEQ_CST);
 }
 
+struct sqlite3 *store_lock(Store *s) {
+        pthread_mutex_lock(&s->lock);
+        return s->db;
+}
+
+void store_unlock(Store *s) {
+        pthread_mutex_unlock(&s->lock);
+}
+
 static void vm_changed(Store *s) {
         __atomic_add_fetch(&s->vm_generation, 1, __ATOMIC_SEQ_CST);
 }

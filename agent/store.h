@@ -11,6 +11,12 @@
  * store's own lock, so callers on libmicrohttpd threads never see SQLITE_BUSY from each other. */
 typedef struct Store Store;
 
+/* For store modules in their own files (store-memslots.c): the connection, with the store's lock
+ * held until store_unlock(). */
+struct sqlite3;
+struct sqlite3 *store_lock(Store *s);
+void store_unlock(Store *s);
+
 /* Opens (creating if needed) and migrates to the newest schema. -EPROTONOSUPPORT when the file
  * was written by a newer kvmfleet (see store_file_version()). */
 int store_open(const char *path, Store **ret);

@@ -24,6 +24,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "memslots.h"
 #include "str-util.h"
 #include "time-util.h"
 #include "vmm/control-client.h"
@@ -731,6 +732,7 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
         vm_event(m, actor, r, NULL, action, "ok", d);
         json_object_put(d);
         vm_log(LOG_INFO, 0, r->uuid, r->name, "VM %s started (VMM pid %d)", r->name, (int) pid);
+        memslots_sync(m, r->uuid, r->name, ctl); /* the boot RAM slots, role ram */
         return 0;
 }
 
@@ -1055,6 +1057,22 @@ int vms_control(Manager *m, const char *id, const char *method, json_object *par
         if (k < 0)
                 return vm_error(e, 500, "vmm_failed", "the VMM of \"%s\" did not answer %s: %s", r->name, method, strerror(-k));
         return 0;
+}
+
+int vms_locked(Manager *m, const char *id, VmLockedFn fn, void *userdata, VmError *e) {
+        _cleanup_(vm_record_freep) VmRecord *r = NULL;
+        _cleanup_free_ char *ctl = NULL;
+        VmRuntime *rt;
+        int k = with_vm(m, id, &rt, e);
+        if (k < 0)
+                return k;
+        k = load(m, rt->uuid, &r, e);
+        if (k >= 0 && state_is(r, "running", "paused", NULL) && vm_control_path(m, r->uuid, &ctl) < 0)
+                k = vm_error(e, 500, "internal", "out of memory");
+        if (k >= 0)
+                k = fn(m, r, ctl, userdata, e);
+        release_vm(rt);
+        return k;
 }
 
 bool vms_vmm_alive(Manager *m, const char *uuid) {
@@ -1421,8 +1439,12 @@ int vms_reconcile(Manager *m) {
                                 _cleanup_free_ char *ctl = NULL;
                                 if (vm_control_path(m, r->uuid, &ctl) >= 0)
                                         vmm_control_call(ctl, "stop", NULL, CONTROL_TIMEOUT_MS, NULL, NULL, NULL);
-                        } else
+                        } else {
                                 store_vm_set_state(m->store, r->uuid, r->state, state, -1, 0, NULL, NULL);
+                                _cleanup_free_ char *ctl = NULL;
+                                if (vm_control_path(m, r->uuid, &ctl) >= 0)
+                                        memslots_sync(m, r->uuid, r->name, ctl); /* what the VMM has now is the truth */
+                        }
                         vm_event(m, "kvmfleetd", r, NULL, "adopt", "ok", d);
                         vm_log(LOG_INFO, 0, r->uuid, r->name, "Adopted VM %s (VMM pid %lld, %s)", r->name,
                                (long long) r->vmm_pid, state);

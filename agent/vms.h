@@ -50,6 +50,12 @@ int vms_delete(Manager *m, const char *id, bool force, const char *actor, VmErro
 /* A call to the VM's VMM control socket (stats and other read-only methods); 409 when no VMM runs. */
 int vms_control(Manager *m, const char *id, const char *method, json_object *params, json_object **ret, VmError *e);
 
+/* Runs fn with the VM's operation lock held, so that it is serialized with start, stop and the
+ * other operations on the VM. control_path is the VMM's control socket while the VM is running or
+ * paused, NULL otherwise. Returns what fn returns. */
+typedef int (*VmLockedFn)(Manager *m, const VmRecord *r, const char *control_path, void *userdata, VmError *e);
+int vms_locked(Manager *m, const char *id, VmLockedFn fn, void *userdata, VmError *e);
+
 /* Path of the console log the VMM writes for this VM (the spec's console.log or the agent's). */
 int vms_console_path(Manager *m, const VmRecord *r, char **ret);
 /* True while a VMM process for this uuid is being watched. */

@@ -15,7 +15,7 @@ BUILD=${BUILD:-build}
 ITERATIONS=${1:-300}
 [ -x "$BUILD/kvmfleet-vmm" ] && [ -f "$BUILD/guests/mailbox.elf" ] && [ -f "$BUILD/vmm/control-client.o" ] ||
         { echo "build first: make" >&2; exit 1; }
-tmp=$(mktemp -d /tmp/bench-memslot.XXXXXX)
+tmp=$(mktemp -d)
 vmm_pid=
 cleanup() {
         [ -n "$vmm_pid" ] && kill "$vmm_pid" 2>/dev/null && wait "$vmm_pid" 2>/dev/null

@@ -30,6 +30,12 @@ int cmd_vm_console(Client *c, int argc, char **argv);
 int cmd_vm_stats(Client *c, int argc, char **argv);
 int cmd_vm_define(Client *c, int argc, char **argv);
 int cmd_vm_dumpxml(Client *c, int argc, char **argv);
+int cmd_memslot_list(Client *c, int argc, char **argv);
+int cmd_memslot_add(Client *c, int argc, char **argv);
+int cmd_memslot_move(Client *c, int argc, char **argv);
+int cmd_memslot_set(Client *c, int argc, char **argv);
+int cmd_memslot_delete(Client *c, int argc, char **argv);
+int cmd_memslot_dirty_log(Client *c, int argc, char **argv);
 
 /* Helpers for command files. */
 const char *json_str(json_object *o, const char *key); /* "" → NULL-safe string, NULL when absent */

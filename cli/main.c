@@ -35,6 +35,15 @@ static const Command commands[] = {
         { "vm", "stats", cmd_vm_stats, "vm stats VM", "KVM binary statistics of the VM and its vCPUs" },
         { "vm", "define", cmd_vm_define, "vm define FILE.xml [--strict]", "define a VM from a libvirt domain XML" },
         { "vm", "dumpxml", cmd_vm_dumpxml, "vm dumpxml VM", "the VM as a libvirt domain XML" },
+        { "memslot", "list", cmd_memslot_list, "memslot list VM", "the VM's KVM memslots and limits" },
+        { "memslot", "add", cmd_memslot_add,
+          "memslot add VM --gpa A --size S [--slot N] [--backing B] [--guest-memfd-offset O] [--dirty-log] [--readonly]",
+          "add a memslot (backing: memfd, hugetlb, anonymous, guest_memfd)" },
+        { "memslot", "move", cmd_memslot_move, "memslot move VM SLOT --gpa A [--force]", "move a memslot to a new base" },
+        { "memslot", "set", cmd_memslot_set, "memslot set VM SLOT --dirty-log on|off", "turn dirty logging on or off" },
+        { "memslot", "delete", cmd_memslot_delete, "memslot delete VM SLOT [--force]", "delete a memslot" },
+        { "memslot", "dirty-log", cmd_memslot_dirty_log, "memslot dirty-log VM SLOT [--clear] [--bitmap]",
+          "dirty pages of a slot with dirty logging on" },
 };
 
 const char *json_str(json_object *o, const char *key) {

@@ -21,8 +21,9 @@ static int64_t now_ms(void) {
         return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int vmm_control_call(const char *socket_path, const char *method, json_object *params, int timeout_ms,
-                     json_object **ret_result, char **ret_error_code, char **ret_error_message) {
+static int control_call(const char *socket_path, const char *method, json_object *params, int timeout_ms,
+                        json_object **ret_result, char **ret_error_code, char **ret_error_message,
+                        json_object **ret_error) {
         static unsigned next_id = 1;
         _cleanup_close_ int fd = -1;
         _cleanup_json_ json_object *req = NULL, *reply = NULL;
@@ -100,5 +101,17 @@ int vmm_control_call(const char *socket_path, const char *method, json_object *p
                 *ret_error_code = TAKE_PTR(c);
         if (ret_error_message)
                 *ret_error_message = TAKE_PTR(m);
+        if (ret_error)
+                *ret_error = json_object_get(error);
         return 1;
+}
+
+int vmm_control_call(const char *socket_path, const char *method, json_object *params, int timeout_ms,
+                     json_object **ret_result, char **ret_error_code, char **ret_error_message) {
+        return control_call(socket_path, method, params, timeout_ms, ret_result, ret_error_code, ret_error_message, NULL);
+}
+
+int vmm_control_call_full(const char *socket_path, const char *method, json_object *params, int timeout_ms,
+                          json_object **ret_result, json_object **ret_error) {
+        return control_call(socket_path, method, params, timeout_ms, ret_result, NULL, NULL, ret_error);
 }

@@ -11,3 +11,7 @@
  * listening), -ETIMEDOUT, -EBADMSG (malformed reply), -EMSGSIZE. */
 int vmm_control_call(const char *socket_path, const char *method, json_object *params, int timeout_ms,
                      json_object **ret_result, char **ret_error_code, char **ret_error_message);
+/* The same, but an error reply comes back whole: *ret_error is the VMM's {"code", "message",
+ * "details"?} object (caller puts), returned with 1. */
+int vmm_control_call_full(const char *socket_path, const char *method, json_object *params, int timeout_ms,
+                          json_object **ret_result, json_object **ret_error);

@@ -246,13 +246,17 @@ def vcpu_threads_run_on_the_cpuset():
     create(agent, vm, start=True, cpuset="1")
     pid = get(agent, vm).json["vmm"]["pid"]
     found = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-            comm = f.read().strip()
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            allowed = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list")][0]
-        found[comm] = allowed
-    check_eq(found.get("vcpu0"), "1", found)
+    end = time.time() + 5
+    while "vcpu0" not in found and time.time() < end:  # the thread names itself once it runs
+        found = {}
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                allowed = [l.split()[1] for l in f if l.startswith("Cpus_allowed_list")][0]
+            found[comm] = allowed
+        time.sleep(0.02)
+    check_eq(found.get("vcpu0"), "1", repr(found))
     check(found.get("kvmfleet-vmm") != "1" or os.cpu_count() == 1, "the main thread was pinned too: %r" % found)
     agent.request("POST", "/v1/vms/%s/stop" % vm)
 

@@ -18,6 +18,7 @@
 #include "fd-util.h"
 #include "host-kvm.h"
 #include "json-util.h"
+#include "spawn.h"
 #include "str-util.h"
 #include "time-util.h"
 
@@ -269,7 +270,6 @@ static int run_capture(char *const argv[], char **ret_output) {
         int pipefd[2];
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        sigset_t none, all;
         pid_t pid;
         char *out = NULL;
         size_t n = 0;
@@ -281,12 +281,7 @@ static int run_capture(char *const argv[], char **ret_output) {
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
         posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        spawn_attr_init_clean(&attr, 0);
         r = posix_spawn(&pid, argv[0], &fa, &attr, argv, environ);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);

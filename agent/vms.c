@@ -24,6 +24,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "manager.h"
+#include "spawn.h"
 #include "memslots.h"
 #include "str-util.h"
 #include "time-util.h"
@@ -510,7 +511,6 @@ static int spawn_vmm(Manager *m, VmRuntime *rt, const VmRecord *r, pid_t *ret_pi
         _cleanup_free_ char **env = NULL;
         posix_spawn_file_actions_t fa;
         posix_spawnattr_t attr;
-        sigset_t none, all;
         pid_t pid;
         int r_;
 
@@ -557,12 +557,7 @@ static int spawn_vmm(Manager *m, VmRuntime *rt, const VmRecord *r, pid_t *ret_pi
         posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
         posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
         posix_spawn_file_actions_adddup2(&fa, spec_fd, 3);
-        posix_spawnattr_init(&attr);
-        sigemptyset(&none);
-        sigfillset(&all);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setsigdefault(&attr, &all);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        spawn_attr_init_clean(&attr, POSIX_SPAWN_SETSID);
         r_ = posix_spawn(&pid, m->config->vmm_binary, &fa, &attr, argv, env);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
@@ -591,15 +586,18 @@ static int spawn_vmm(Manager *m, VmRuntime *rt, const VmRecord *r, pid_t *ret_pi
         rt->exit_reason[0] = 0;
         pthread_mutex_unlock(&rt->lock);
         r_ = watch(m->vms, rt);
+        if (r_ >= 0)
+                /* the pid before anything else can go wrong, so a crash of the agent from here on finds it */
+                r_ = store_vm_set_state(m->store, r->uuid, "starting", "starting", pid, start_time, ctl, NULL);
         if (r_ < 0) {
+                /* this start's failure, not a crash: the exit worker must not act on it */
+                pthread_mutex_lock(&rt->lock);
+                uint64_t gen = rt->generation;
+                rt->handled_generation = gen;
+                pthread_mutex_unlock(&rt->lock);
                 pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
-                return vm_error(e, 500, "internal", "cannot watch the VMM: %s", strerror(-r_));
-        }
-        /* the pid before anything else can go wrong, so a crash of the agent from here on finds it */
-        r_ = store_vm_set_state(m->store, r->uuid, "starting", "starting", pid, start_time, ctl, NULL);
-        if (r_ < 0) {
-                pidfd_send_signal(pidfd, SIGKILL, NULL, 0);
-                return vm_error(e, 500, "internal", "cannot record the VMM in the inventory: %s", strerror(-r_));
+                wait_exit(rt, gen, KILL_WAIT_USEC);
+                return vm_error(e, 500, "internal", "cannot watch or record the VMM: %s", strerror(-r_));
         }
         *ret_pid = pid;
         return 0;
@@ -673,6 +671,12 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
                 return vm_error_state(e, r, "start");
         if (k < 0)
                 return vm_error(e, 500, "internal", "inventory: %s", strerror(-k));
+        if (__atomic_load_n(&m->kvm_reloading, __ATOMIC_SEQ_CST)) {
+                /* the reload set its flag after our first look; it counts "starting" VMs after setting it */
+                store_vm_set_state(m->store, r->uuid, "starting", prev_state, 0, 0, NULL, r->exit_reason);
+                return vm_error(e, 409, "conflict", "KVM is being reloaded (POST /v1/host/kvm/reload); start \"%s\" afterwards",
+                                r->name);
+        }
         k = spawn_vmm(m, rt, r, &pid, e);
         if (k < 0) {
                 store_vm_set_state(m->store, r->uuid, "starting", prev_state, 0, 0, NULL, e->message);
@@ -886,8 +890,11 @@ static int pause_resume(Manager *m, const char *id, bool pause, const char *acto
         }
         if (k >= 0) {
                 int s = store_vm_set_state(m->store, r->uuid, from, to, -1, 0, NULL, NULL);
-                if (s < 0)
-                        k = vm_error(e, 500, "internal", "inventory: %s", strerror(-s));
+                if (s < 0) {
+                        /* the VMM did it but the inventory can't say so: undo it so both agree */
+                        (void) vmm_control_call(ctl, pause ? "resume" : "pause", NULL, CONTROL_TIMEOUT_MS, NULL, NULL, NULL);
+                        k = vm_error(e, 500, "internal", "inventory: %s (the VM was left %s)", strerror(-s), from);
+                }
         }
         if (r)
                 vm_event(m, actor, r, NULL, verb, k >= 0 ? "ok" : "failed", NULL);

@@ -570,6 +570,27 @@ static void handle_mmio(Vcpu *v) {
 
 /* ---- the vCPU thread ---- */
 
+typedef struct VcpuCall {
+        VcpuCallFn fn;
+        void *userdata;
+        int result;
+        bool done;
+} VcpuCall;
+
+/* Runs a pending vm_vcpu_call() with the lock dropped, so the function may block in ioctls. */
+static void vcpu_run_call_locked(Vcpu *v) {
+        VcpuCall *call = v->call;
+        if (!call)
+                return;
+        v->call = NULL;
+        pthread_mutex_unlock(&v->vm->lock);
+        int r = call->fn(v, call->userdata);
+        pthread_mutex_lock(&v->vm->lock);
+        call->result = r;
+        call->done = true;
+        pthread_cond_broadcast(&v->vm->cond);
+}
+
 static void set_state_locked(Vcpu *v, VcpuState s) {
         if (v->state == s)
                 return;
@@ -581,6 +602,7 @@ static void set_state_locked(Vcpu *v, VcpuState s) {
 static bool vcpu_wait_locked(Vcpu *v, bool halted) {
         Vm *vm = v->vm;
         for (;;) {
+                vcpu_run_call_locked(v);
                 if (vm->stop_requested)
                         return false;
                 if (halted) {
@@ -623,7 +645,9 @@ static void *vcpu_thread(void *userdata) {
                         break;
                 }
                 set_state_locked(v, VCPU_STATE_RUNNING);
-                run->immediate_exit = 0;
+                /* A call posted after the wait above is run next time round: the kick that came
+                 * with it set immediate_exit, which must survive until KVM_RUN sees it. */
+                run->immediate_exit = v->call ? 1 : 0;
                 pthread_mutex_unlock(&vm->lock);
 
                 int r = ioctl(v->fd, KVM_RUN, 0);
@@ -692,9 +716,61 @@ static void *vcpu_thread(void *userdata) {
         }
 done:
         pthread_mutex_lock(&vm->lock);
+        vcpu_run_call_locked(v);
         set_state_locked(v, VCPU_STATE_STOPPED);
         pthread_mutex_unlock(&vm->lock);
         return NULL;
+}
+
+int vm_vcpu_call(Vm *vm, unsigned index, VcpuCallFn fn, void *userdata, int timeout_ms) {
+        struct timespec deadline;
+        VcpuCall call = { .fn = fn, .userdata = userdata };
+        int r;
+
+        if (index >= vm->n_vcpus)
+                return -ENOENT;
+        Vcpu *v = &vm->vcpus[index];
+
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+        }
+
+        pthread_mutex_lock(&vm->lock);
+        /* One call per vCPU at a time: wait for an earlier caller's to finish. */
+        while (v->call) {
+                if (pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline) == ETIMEDOUT) {
+                        pthread_mutex_unlock(&vm->lock);
+                        return -ETIMEDOUT;
+                }
+        }
+        if (!v->thread_started || v->state == VCPU_STATE_STOPPED) {
+                pthread_mutex_unlock(&vm->lock);
+                return fn(v, userdata);
+        }
+        v->call = &call;
+        if (v->run)
+                v->run->immediate_exit = 1;
+        pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+        pthread_cond_broadcast(&vm->cond); /* wakes it where it is parked or halted */
+        while (!call.done) {
+                if (pthread_cond_timedwait(&vm->cond, &vm->lock, &deadline) == ETIMEDOUT) {
+                        if (v->call == &call) { /* never picked up: withdraw it */
+                                v->call = NULL;
+                                pthread_mutex_unlock(&vm->lock);
+                                return -ETIMEDOUT;
+                        }
+                        /* Running now: it must finish, call lives on this stack. */
+                        while (!call.done)
+                                pthread_cond_wait(&vm->cond, &vm->lock);
+                }
+        }
+        r = call.result;
+        pthread_mutex_unlock(&vm->lock);
+        return r;
 }
 
 /* The spec's cpuset in canonical form ("0-3,6") as a cpu_set_t; -EINVAL when a CPU is beyond it. */

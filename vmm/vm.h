@@ -64,6 +64,8 @@ typedef struct Vcpu {
         bool thread_started;
         VcpuState state;
         uint64_t exits, io_exits, mmio_exits;
+        /* vm_vcpu_call(): work the vCPU thread runs between two KVM_RUNs, under vm->lock. */
+        struct VcpuCall *call;
 } Vcpu;
 
 struct Vm {
@@ -117,6 +119,15 @@ void vm_end(Vm *vm, const VmExit *exit);
 void vm_request_stop(Vm *vm);
 /* Joins the vCPU threads after the VM ended. */
 void vm_join(Vm *vm);
+
+/* Runs fn(vcpu, userdata) on vCPU index's own thread between two KVM_RUNs and returns its result:
+ * vCPU ioctls block while the vCPU is in KVM_RUN, so the thread is kicked out of it, runs fn, and
+ * goes back in; the other vCPUs keep running. Parked or halted vCPUs run it where they wait. When
+ * the thread is not running (not started yet, or ended), fn runs on the caller's thread. -ENOENT for
+ * a vCPU index out of range, -ETIMEDOUT when the vCPU did not get to it in timeout_ms. fn must not
+ * take vm->lock. */
+typedef int (*VcpuCallFn)(Vcpu *v, void *userdata);
+int vm_vcpu_call(Vm *vm, unsigned index, VcpuCallFn fn, void *userdata, int timeout_ms);
 
 int vm_status_json(Vm *vm, json_object **ret);
 int vm_stats_json(Vm *vm, json_object **ret);

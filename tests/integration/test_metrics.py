@@ -216,6 +216,39 @@ def request_log_lines_carry_request_id():
     check(lines and "REQUEST_ID=" + rid in lines[0] and "/v1/host" in lines[0], "log lines: %r" % lines)
 
 
+@test
+def vm_and_memslot_log_lines_carry_journal_fields():
+    """Every action on a VM is logged with VM_UUID and VM_NAME (and MEMSLOT for memslot changes),
+    plus the REQUEST_ID of the request that caused it, so journalctl can select on any of them."""
+    spec = {"name": "metrics-fields", "vcpus": 1, "memory": "2MiB",
+            "boot": {"kernel": os.path.join(BUILD, "guests", "hello.elf"), "cmdline": "halt=1"}}
+    r = agent.request("POST", "/v1/vms", spec)
+    check_eq(r.status, 201, r)
+    uuid = r.json["uuid"]
+    try:
+        r = agent.request("POST", "/v1/vms/metrics-fields/start")
+        check_eq(r.status, 200, r)
+        start_rid = r.headers.get("X-Request-Id")
+        r = agent.request("POST", "/v1/vms/metrics-fields/memslots", {"gpa": "1GiB", "size": "2MiB"})
+        check_eq(r.status, 201, r)
+        slot = r.json["slot"]
+        slot_rid = r.headers.get("X-Request-Id")
+
+        def lines_with(*needles):
+            return [l for l in agent.log().splitlines() if all(n in l for n in needles)]
+
+        deadline = time.time() + 5
+        while time.time() < deadline and not lines_with("MEMSLOT=%d" % slot):
+            time.sleep(0.05)
+        started = lines_with("VM_UUID=" + uuid, "VM_NAME=metrics-fields", "REQUEST_ID=" + start_rid)
+        check(started, "no start line with VM_UUID, VM_NAME and REQUEST_ID:\n%s" % agent.log()[-3000:])
+        created = lines_with("VM_UUID=" + uuid, "MEMSLOT=%d" % slot, "REQUEST_ID=" + slot_rid, "memslot_create")
+        check(created, "no memslot line with VM_UUID, MEMSLOT and REQUEST_ID:\n%s" % agent.log()[-3000:])
+        check(not lines_with("REQUEST_ID=" + start_rid, "MEMSLOT="), "context leaked into another request")
+    finally:
+        agent.request("DELETE", "/v1/vms/metrics-fields?force=true")
+
+
 def with_report(report, fn):
     a = Agent()
     try:

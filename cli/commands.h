@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+/* Each command parses its own options with getopt_long() after setting optind = 0 (not 1): only 0
+ * makes glibc start afresh, so options may follow the positional arguments ("vm stop NAME
+ * --timeout 5") even though the top level parsed with "+" (stop at the command). */
+
 #include "client.h"
 
 /* One kvmfleetctl command: "GROUP VERB" (verb NULL for single-word commands). The handler gets

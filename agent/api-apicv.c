@@ -209,7 +209,7 @@ static int patch_error(VmError *e, unsigned status, const char *code, const char
         e->code = code;
         e->details = json_object_new_object();
         if (field)
-                json_add_string(e->details, "field", field);
+                json_add_string(e->details, "path", field);
         return -EINVAL;
 }
 
@@ -261,7 +261,7 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
         k = call_pit_reinject(ctl, p->pit_reinject, &code, &msg);
         if (k == 1) {
                 bool unsupported = streq(code, "unsupported");
-                return patch_error(e, unsupported ? 422 : 500, unsupported ? "unsupported" : "vmm_failed", "pit_reinject",
+                return patch_error(e, unsupported ? 422 : 500, unsupported ? "unsupported" : "vmm_failed", "$.pit_reinject",
                                    "%s", msg);
         }
         if (k < 0)
@@ -306,7 +306,7 @@ int api_vm_apicv_patch(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 if (streq(key, "pit_reinject")) {
                         if (!json_object_is_type(value, json_type_boolean)) {
                                 json_object *d = json_object_new_object();
-                                json_add_string(d, "field", "$.pit_reinject");
+                                json_add_string(d, "path", "$.pit_reinject");
                                 return http_reply_error(resp, 422, "invalid_argument", d, "$.pit_reinject: must be a boolean");
                         }
                         p.pit_reinject = json_object_get_boolean(value);
@@ -319,7 +319,7 @@ int api_vm_apicv_patch(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 json_object *d = json_object_new_object();
                 char path[80];
                 snprintf(path, sizeof path, "$.%.64s", key);
-                json_add_string(d, "field", path);
+                json_add_string(d, "path", path);
                 if (restart)
                         return http_reply_error(resp, 409, "restart_required", d,
                                                 "%s can't change while the VM exists in KVM: change the VM's spec and restart it; only pit_reinject changes at run time",

@@ -26,3 +26,5 @@ $(BUILD)/kvmfleetd: $(BUILD)/vmm/spec.o
 UNIT_TESTS += $(BUILD)/tests/test-metrics
 $(BUILD)/tests/test-metrics: $(BUILD)/agent/metrics.o
 EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm
+UNIT_TESTS += $(BUILD)/tests/test-apicv-trace
+$(BUILD)/tests/test-apicv-trace: $(BUILD)/agent/apicv-trace.o

@@ -29,3 +29,5 @@ EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm
 UNIT_TESTS += $(BUILD)/tests/test-metrics-kvm
 $(BUILD)/tests/test-metrics-kvm: $(BUILD)/agent/metrics-kvm.o $(BUILD)/agent/metrics.o
 EXTRA_LIBS_metrics-kvm := $(call pkg_libs,json-c sqlite3) -lm
+UNIT_TESTS += $(BUILD)/tests/test-apicv-trace
+$(BUILD)/tests/test-apicv-trace: $(BUILD)/agent/apicv-trace.o

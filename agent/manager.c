@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "apicv-trace.h"
 #include "fd-util.h"
 #include "http-server.h"
 #include "json-util.h"
@@ -44,6 +45,7 @@ Manager *manager_free(Manager *m) {
                 MHD_stop_daemon(m->http_tcp);
         /* after the HTTP threads, which use it; the VMMs keep running */
         vm_supervisor_free(m->vms);
+        apicv_trace_free(m->apicv_trace);
         if (m->unix_fd >= 0) {
                 close(m->unix_fd);
                 unlink(m->config->socket_path);
@@ -163,6 +165,37 @@ int manager_ingest_kvm_setup(Manager *m) {
         return 1;
 }
 
+/* After reconciliation, so that the adopted VMMs are known: their threads join the trace's pid filter. */
+static int manager_start_apicv_trace(Manager *m) {
+        _cleanup_free_ char *state_file = NULL;
+        _cleanup_free_ pid_t *pids = NULL;
+        VmRecord **records = NULL;
+        size_t n = 0, n_pids = 0;
+        int r = store_vm_records(m->store, &records, &n);
+        if (r < 0)
+                return r;
+        pids = calloc(n + 1, sizeof *pids);
+        if (!pids) {
+                vm_record_array_free(records, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (records[i]->vmm_pid > 0)
+                        pids[n_pids++] = (pid_t) records[i]->vmm_pid;
+        vm_record_array_free(records, n);
+        if (asprintf(&state_file, "%s/apicv-live.json", m->config->state_dir) < 0)
+                return -ENOMEM;
+        r = apicv_trace_start(state_file, pids, n_pids, &m->apicv_trace);
+        if (r < 0)
+                return r;
+        const char *unavailable = apicv_trace_unavailable(m->apicv_trace);
+        if (unavailable)
+                log_info("APICv live inhibit tracking is unavailable: %s", unavailable);
+        else
+                log_debug("APICv live inhibit tracking runs in tracefs instance " APICV_TRACE_INSTANCE);
+        return 0;
+}
+
 int manager_startup(Manager *m) {
         const AgentConfig *c = m->config;
         struct utsname u;
@@ -208,6 +241,9 @@ int manager_startup(Manager *m) {
         r = vms_reconcile(m);
         if (r < 0)
                 return r;
+        r = manager_start_apicv_trace(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start APICv inhibit tracking: %m");
 
         if (c->listen_tcp) {
                 r = load_token(m);

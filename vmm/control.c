@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "apicv.h"
 #include "json-util.h"
 #include "memslot-control.h"
 #include "str-util.h"
@@ -177,6 +178,15 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
                 r = memslot_error_to_json(&me, &err);
                 if (r < 0)
                         return r;
+                return reply_error_object(id, err);
+        }
+        if (apicv_control_method(method)) {
+                json_object *res = NULL, *err = NULL;
+                r = apicv_control_call(vm, method, params, &res, &err);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return reply_result(id, res);
                 return reply_error_object(id, err);
         }
         if (streq(method, "console"))

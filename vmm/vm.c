@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apicv.h"
 #include "arch/x86/cpuid.h"
 #include "kvm.h"
 #include "memslot.h"
@@ -299,6 +300,9 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         if (r < 0)
                 return json_error_set(e, "$.memory", "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(-r));
         r = setup_irqchip(vm, e);
+        if (r < 0)
+                return r;
+        r = apicv_setup_x2apic_api(vm->vm_fd, spec, e);
         if (r < 0)
                 return r;
         r = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);

@@ -287,6 +287,13 @@ static bool vm_live(const VmRecord *r) {
         return streq(r->state, "running") || streq(r->state, "paused");
 }
 
+void memslots_vmm_ended(Manager *m, const char *uuid) {
+        live_cache_drop(uuid);
+        int k = store_memslots_set_state_all(m->store, uuid, "inactive");
+        if (k < 0)
+                log_warning_errno(k, "Cannot mark the memslots of VM %s inactive: %m", uuid);
+}
+
 int memslots_sync(Manager *m, const char *uuid, const char *name, const char *control_path) {
         _cleanup_json_ json_object *list = NULL;
         json_object *arr;

@@ -13,6 +13,9 @@
 
 /* Replaces the VM's inventory rows with the VMM's table (after a start, and when an agent re-adopts a
  * running VMM). Logs and returns -errno when the VMM does not answer. */
+/* The VM's VMM ended: its slots no longer exist in KVM. The rows stay, as the last layout the VM
+ * had, with state "inactive", until the next start replaces them with the new VMM's table. */
+void memslots_vmm_ended(Manager *m, const char *uuid);
 int memslots_sync(Manager *m, const char *uuid, const char *name, const char *control_path);
 
 /* GET /v1/vms/{id}/memslots: {"memslots": [...], "limits"?: {...}} (limits while a VMM runs). */

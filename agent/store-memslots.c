@@ -172,6 +172,20 @@ static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_i
         return r;
 }
 
+int store_memslots_set_state_all(Store *s, const char *uuid, const char *state) {
+        sqlite3 *db = store_lock(s);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(db, "UPDATE memslots SET state = ?2 WHERE vm_uuid = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+        }
+        int r = rc_to_errno(rc);
+        store_unlock(s);
+        return r;
+}
+
 int store_memslot_set_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *state) {
         return exec_bound(s, "UPDATE memslots SET state = ?4 WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3", uuid,
                           as_id, slot, state);

@@ -17,5 +17,7 @@ int store_memslot_get(Store *s, const char *uuid, unsigned as_id, unsigned slot,
 int store_memslot_put(Store *s, const char *uuid, json_object *m, const char *state);
 int store_memslot_set_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *state);
 int store_memslot_delete(Store *s, const char *uuid, unsigned as_id, unsigned slot);
+/* Sets the state of every row of the VM (its VMM ended: "inactive"). */
+int store_memslots_set_state_all(Store *s, const char *uuid, const char *state);
 /* Replaces every row of the VM with the memslot objects in array (state "active"), in one transaction. */
 int store_memslots_replace(Store *s, const char *uuid, json_object *array);

@@ -380,6 +380,7 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         _cleanup_free_ char *ctl = NULL;
         if (vm_control_path(m, rt->uuid, &ctl) >= 0)
                 vmm_control_forget(ctl); /* kept connections to the dead VMM */
+        memslots_vmm_ended(m, rt->uuid);
         queue_work(m->vms, rt, gen, false);
         runtime_unref(rt); /* the watch's reference */
         return 0;
@@ -1464,6 +1465,7 @@ int vms_reconcile(Manager *m) {
                         json_add_string(d, "reason", why);
                         json_add_string(d, "was", r->state);
                         store_vm_set_state(m->store, r->uuid, r->state, to, 0, 0, NULL, why);
+                        memslots_vmm_ended(m, r->uuid);
                         vm_event(m, "kvmfleetd", r, NULL, streq(to, "stopped") ? "stop" : "crash", streq(to, "stopped") ? "ok" : "failed", d);
                         vm_log(LOG_WARNING, 0, r->uuid, r->name, "VM %s was %s but %s: now %s", r->name, r->state, why, to);
                         _cleanup_free_ char *ctl = NULL;

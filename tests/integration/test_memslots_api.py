@@ -102,6 +102,28 @@ def boot_ram_recorded_with_role_ram_at_start():
 
 
 @test
+def stopped_vm_keeps_its_last_layout_as_inactive():
+    """When the VMM ends, KVM has no slots left: the rows stay as the last layout, state inactive;
+    the next start replaces them with the new VMM's table (the user slot is gone, RAM is back)."""
+    check_kvm()
+    vm, uuid = start_vm()
+    r = agent.request("POST", "/v1/vms/%s/memslots" % vm, {"gpa": "1GiB", "size": "2MiB"})
+    check_eq(r.status, 201, repr(r))
+    slot = r.json["slot"]
+    check_eq(agent.request("POST", "/v1/vms/%s/stop" % vm).status, 200)
+    got = listing(vm)
+    check_eq(sorted((s["slot"], s["role"], s["state"]) for s in got["memslots"]),
+             sorted([(0, "ram", "inactive"), (slot, "user", "inactive")]))
+    check_eq(sorted(x[-1] for x in rows(agent, uuid)), ["inactive", "inactive"])
+    # nothing can change a stopped VM's slots
+    r = agent.request("DELETE", "/v1/vms/%s/memslots/%d" % (vm, slot))
+    check_eq(r.status, 409, repr(r))
+    check_eq(agent.request("POST", "/v1/vms/%s/start" % vm).status, 200)
+    check_eq(rows(agent, uuid), [(0, 0, 0, 16 * MiB, 0, 0, "memfd", "ram", "active")])
+    agent.request("DELETE", "/v1/vms/%s?force=true" % vm)
+
+
+@test
 def create_move_flags_delete_keep_inventory_and_guest_in_step():
     check_kvm()
     vm, uuid = start_vm()

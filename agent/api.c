@@ -40,6 +40,8 @@ static const Route routes[] = {
         { "PATCH", "/v1/vms/{id}/memslots/{slot}", api_memslot_patch, false },
         { "DELETE", "/v1/vms/{id}/memslots/{slot}", api_memslot_delete, false },
         { "GET", "/v1/vms/{id}/memslots/{slot}/dirty-log", api_memslot_dirty_log, false },
+        { "GET", "/v1/vms/{id}/vcpus/{n}/nested-state", api_nested_state_get, false },
+        { "PUT", "/v1/vms/{id}/vcpus/{n}/nested-state", api_nested_state_put, true },
         { "GET", "/metrics", api_metrics_get, false },
 };
 

@@ -111,7 +111,7 @@ static int nested_get(Client *c, int argc, char **argv) {
         const char *raw_file = NULL;
         char path[512];
         int o;
-        optind = 1;
+        optind = 0; /* 0: glibc re-initializes, so --raw may follow VM and VCPU */
         while ((o = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (o) {
                 case 'r': raw_file = optarg; break;

@@ -59,11 +59,51 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* The journal fields of an event: VM_UUID and VM_NAME for "vm/UUID" objects, MEMSLOT and VCPU when
+ * the detail names them, so that `journalctl VM_UUID=...` or `MEMSLOT=3` finds every action. */
+static void event_log(const char *actor, const char *object, const char *action, const char *result,
+                      json_object *detail) {
+        char f_uuid[64] = "", f_name[160] = "", f_slot[48] = "", f_vcpu[32] = "", f_actor[160];
+        const char *fields[6];
+        size_t n = 0;
+        json_object *v, *slot;
+
+        const char *uuid = startswith(object, "vm/");
+        if (uuid) {
+                snprintf(f_uuid, sizeof f_uuid, "VM_UUID=%s", uuid);
+                fields[n++] = f_uuid;
+        }
+        if (detail && json_object_object_get_ex(detail, "name", &v) && json_object_is_type(v, json_type_string)) {
+                snprintf(f_name, sizeof f_name, "VM_NAME=%s", json_object_get_string(v));
+                fields[n++] = f_name;
+        }
+        if (detail && json_object_object_get_ex(detail, "memslot", &slot) &&
+            json_object_object_get_ex(slot, "slot", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_slot;
+        } else if (detail && json_object_object_get_ex(detail, "slot", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_slot;
+        }
+        if (detail && json_object_object_get_ex(detail, "vcpu", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_vcpu, sizeof f_vcpu, "VCPU=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_vcpu;
+        }
+        if (!result)
+                result = "";
+        snprintf(f_actor, sizeof f_actor, "ACTOR=%s", actor ? actor : "");
+        fields[n++] = f_actor;
+        fields[n] = NULL;
+        log_struct(streq(result, "failed") ? LOG_WARNING : LOG_INFO, 0, fields, "%s %s: %s (by %s)", object, action,
+                   result, actor);
+}
+
 void manager_event(Manager *m, const char *actor, const char *object, const char *action, const char *result,
                    json_object *detail) {
         int r = store_event_append(m->store, actor, object, action, result, detail, NULL);
         if (r < 0)
                 log_error_errno(r, "Failed to record event %s %s by %s: %m", action, object, actor);
+        event_log(actor, object, action, result, detail);
 }
 
 /* The TCP token: read it, or create it (random, 0600) on first start. */

@@ -220,8 +220,14 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
                 return reply_result(id, res);
         }
         if (streq(method, "stats")) {
+                static const char *const stats_keys[] = { "schema", NULL };
                 json_object *st;
-                r = vm_stats_json(vm, &st);
+                bool schema = false;
+                JsonError se = {};
+                if (params && (json_check_keys(params, "$.params", stats_keys, &se) < 0 ||
+                               json_get_bool(params, "$.params", "schema", false, &schema, &se) < 0))
+                        return reply_error(id, "invalid_argument", "%s: %s", se.path, se.message);
+                r = vm_stats_json(vm, schema, &st);
                 if (r == -EOPNOTSUPP)
                         return reply_error(id, "unsupported", "KVM_CAP_BINARY_STATS_FD is absent");
                 if (r < 0)

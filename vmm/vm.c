@@ -968,7 +968,7 @@ int vm_status_json(Vm *vm, json_object **ret) {
         return 0;
 }
 
-int vm_stats_json(Vm *vm, json_object **ret) {
+int vm_stats_json(Vm *vm, bool schema, json_object **ret) {
         _cleanup_json_ json_object *o = json_object_new_object();
         json_object *vcpus, *stats;
         int r;
@@ -982,7 +982,7 @@ int vm_stats_json(Vm *vm, json_object **ret) {
                 if (vm->stats_fd < 0)
                         return vm->stats_fd;
         }
-        r = kvm_stats_read_json(vm->stats_fd, &stats);
+        r = kvm_stats_read_json(vm->stats_fd, schema, &stats);
         if (r < 0)
                 return r;
         r = json_add(o, "vm", stats);
@@ -1000,7 +1000,7 @@ int vm_stats_json(Vm *vm, json_object **ret) {
                 }
                 if (v->stats_fd < 0)
                         return -EOPNOTSUPP;
-                r = kvm_stats_read_json(v->stats_fd, &stats);
+                r = kvm_stats_read_json(v->stats_fd, schema, &stats);
                 if (r < 0)
                         return r;
                 if (json_add_uint(c, "index", i) < 0 || json_add(c, "stats", stats) < 0)

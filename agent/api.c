@@ -43,6 +43,8 @@ static const Route routes[] = {
         { "GET", "/v1/vms/{id}/apicv", api_vm_apicv_get, false },
         { "PATCH", "/v1/vms/{id}/apicv", api_vm_apicv_patch, false },
         { "GET", "/v1/vms/{id}/vcpus/{n}/lapic", api_vm_lapic_get, false },
+        { "GET", "/v1/vms/{id}/vcpus/{n}/nested-state", api_nested_state_get, false },
+        { "PUT", "/v1/vms/{id}/vcpus/{n}/nested-state", api_nested_state_put, true },
         { "GET", "/metrics", api_metrics_get, false },
 };
 

@@ -39,4 +39,8 @@ int api_memslot_dirty_log(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_apicv_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_apicv_patch(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_lapic_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+/* /v1/vms/{id}/vcpus/{n}/nested-state (api-nested.c); PUT bodies beyond NESTED_STATE_BODY_MAX are 413. */
+#define NESTED_STATE_BODY_MAX (32 * 1024)
+int api_nested_state_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_nested_state_put(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp);

@@ -26,6 +26,7 @@
 #include "manager.h"
 #include "spawn.h"
 #include "memslots.h"
+#include "nested-policy.h"
 #include "str-util.h"
 #include "time-util.h"
 #include "vmm/control-client.h"
@@ -666,6 +667,12 @@ static int do_start(Manager *m, VmRuntime *rt, const char *actor, const char *ac
         const char *prev = r->state;
         if (!state_is(r, "defined", "stopped", "crashed"))
                 return vm_error_state(e, r, "start");
+        if (nested_spec_wanted(r->spec)) {
+                NestedHostFacts facts;
+                nested_host_facts(&facts);
+                if ((k = nested_host_check(&facts, r->name, "start", e)) < 0)
+                        return k;
+        }
         _cleanup_free_ char *prev_state = strdup(prev);
         if (!prev_state)
                 return vm_error(e, 500, "internal", "out of memory");
@@ -1015,6 +1022,12 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
                 json_add_string(e->details, "reason", "more memory than this host allows per VM");
                 return vm_error(e, 422, "invalid_argument", "$.memory: %s exceeds this host's limit of %s per VM",
                                 format_size(a, sizeof a, spec->memory), format_size(b, sizeof b, max_memory));
+        }
+        if (spec->nested) {
+                NestedHostFacts facts;
+                nested_host_facts(&facts);
+                if ((k = nested_host_check(&facts, spec->name, "define", e)) < 0)
+                        return k;
         }
         if (spec->uuid)
                 strscpy(uuid, sizeof uuid, spec->uuid);

@@ -36,6 +36,7 @@ int cmd_vm_define(Client *c, int argc, char **argv);
 int cmd_vm_dumpxml(Client *c, int argc, char **argv);
 int cmd_vm_apicv(Client *c, int argc, char **argv);
 int cmd_vm_lapic(Client *c, int argc, char **argv);
+int cmd_vm_nested_state(Client *c, int argc, char **argv);
 int cmd_memslot_list(Client *c, int argc, char **argv);
 int cmd_memslot_add(Client *c, int argc, char **argv);
 int cmd_memslot_move(Client *c, int argc, char **argv);

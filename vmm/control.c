@@ -13,6 +13,7 @@
 #include "apicv.h"
 #include "json-util.h"
 #include "memslot-control.h"
+#include "nested-control.h"
 #include "str-util.h"
 
 static int sockaddr_un_set(struct sockaddr_un *sa, const char *path) {
@@ -188,6 +189,13 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
                 if (r > 0)
                         return reply_result(id, res);
                 return reply_error_object(id, err);
+        }
+        if (nested_control_method(method)) {
+                json_object *res = NULL, *err = NULL;
+                r = nested_control_call(vm, method, params, &res, &err);
+                if (r < 0)
+                        return r;
+                return r > 0 ? reply_result(id, res) : reply_error_object(id, err);
         }
         if (streq(method, "console"))
                 return method_console(vm, id, params);

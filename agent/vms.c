@@ -54,6 +54,7 @@ typedef struct VmRuntime {
         VmSupervisor *sup;
         char uuid[37];
         pthread_mutex_t op_lock; /* serializes lifecycle operations on this VM */
+        unsigned log_context;    /* log context fields pushed by with_vm(), under op_lock */
         pthread_mutex_t lock;    /* protects the fields below */
         pthread_cond_t cond;     /* broadcast when the process exits */
         pid_t pid;
@@ -827,11 +828,18 @@ static int with_vm(Manager *m, const char *id, VmRuntime **ret_rt, VmError *e) {
         if (!rt)
                 return vm_error(e, 500, "internal", "out of memory");
         pthread_mutex_lock(&rt->op_lock);
+        /* Every line logged while this thread works on the VM names it, whatever logs it. */
+        char f_uuid[64], f_name[160];
+        snprintf(f_uuid, sizeof f_uuid, "VM_UUID=%s", r->uuid);
+        snprintf(f_name, sizeof f_name, "VM_NAME=%s", r->name);
+        rt->log_context = (log_context_push(f_uuid) >= 0) + (log_context_push(f_name) >= 0);
         *ret_rt = rt;
         return 0;
 }
 
 static void release_vm(VmRuntime *rt) {
+        for (; rt->log_context > 0; rt->log_context--)
+                log_context_pop();
         pthread_mutex_unlock(&rt->op_lock);
         runtime_unref(rt);
 }

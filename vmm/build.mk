@@ -23,3 +23,6 @@ $(BUILD)/tests/test-vmm-control-client: $(BUILD)/vmm/control-client.o
 UNIT_TESTS += $(BUILD)/tests/test-memslot-rules
 $(BUILD)/tests/test-memslot-rules: $(BUILD)/vmm/memslot-rules.o
 $(BUILD)/tests/unit/test-memslot-rules.o: CFLAGS_ALL += -Ivmm
+
+UNIT_TESTS += $(BUILD)/tests/test-vmm-snapshot
+$(BUILD)/tests/test-vmm-snapshot: $(BUILD)/vmm/snapshot-manifest.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/memslot-rules.o

@@ -30,6 +30,8 @@ int cmd_vm_console(Client *c, int argc, char **argv);
 int cmd_vm_stats(Client *c, int argc, char **argv);
 int cmd_vm_define(Client *c, int argc, char **argv);
 int cmd_vm_dumpxml(Client *c, int argc, char **argv);
+int cmd_vm_snapshot(Client *c, int argc, char **argv);
+int cmd_vm_restore(Client *c, int argc, char **argv);
 int cmd_memslot_list(Client *c, int argc, char **argv);
 int cmd_memslot_add(Client *c, int argc, char **argv);
 int cmd_memslot_move(Client *c, int argc, char **argv);

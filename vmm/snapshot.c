@@ -353,8 +353,10 @@ int vm_snapshot_save(Vm *vm, const char *dir, JsonError *e) {
         if (r < 0)
                 return r;
         /* next to the target, so the rename stays on one file system */
-        if (asprintf(&tmp, "%s.tmp-XXXXXX", dir) < 0)
+        /* mkdtemp's template: ".tmp-" and six 'X' */
+        if (asprintf(&tmp, "%s.tmp-%6s", dir, "") < 0)
                 return -ENOMEM;
+        memset(tmp + strlen(tmp) - 6, 'X', 6);
         if (!mkdtemp(tmp)) { /* mode 0700 */
                 r = -errno;
                 json_error_set(e, "$.dir", "cannot create a directory next to \"%.200s\": %s", dir, strerror(-r));

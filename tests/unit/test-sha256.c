@@ -49,12 +49,13 @@ TEST(sha256_million_a_in_pieces) {
 }
 
 TEST(sha256_fd_matches_buffer) {
-        char path[] = "/tmp/test-sha256-XXXXXX", a[SHA256_HEX_SIZE], b[SHA256_HEX_SIZE];
+        char path[512], a[SHA256_HEX_SIZE], b[SHA256_HEX_SIZE];
         static uint8_t data[200000];
         uint64_t size = 0;
         for (size_t i = 0; i < sizeof data; i++)
                 data[i] = (uint8_t) (i * 31 + 7);
-        int fd = mkostemp(path, O_CLOEXEC);
+        snprintf(path, sizeof path, "%s/sha256-data", test_tmpdir());
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         ASSERT(fd >= 0);
         unlink(path);
         ASSERT(write(fd, data, sizeof data) == (ssize_t) sizeof data);

@@ -139,7 +139,7 @@ TEST(manifest_host_checks) {
 }
 
 static void write_file(const char *dir, const char *name, const char *data, size_t len) {
-        char path[512];
+        char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, name);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -150,7 +150,7 @@ static void write_file(const char *dir, const char *name, const char *data, size
 
 static void remove_snapshot(const char *dir) {
         static const char *const names[] = { "manifest.json", "spec.json", "memslot-0-0.bin" };
-        char path[512];
+        char path[600];
         for (size_t i = 0; i < 3; i++) {
                 snprintf(path, sizeof path, "%s/%s", dir, names[i]);
                 unlink(path);
@@ -167,11 +167,12 @@ static void make_snapshot(char *dir) {
 }
 
 TEST(verify_dir) {
-        char dir[] = "/tmp/test-vmm-snapshot-XXXXXX";
+        char dir[256];
         SnapshotManifest *m = NULL;
         VmSpec *spec = NULL;
         JsonError e = {};
-        ASSERT(mkdtemp(dir));
+        snprintf(dir, sizeof dir, "%s/verify", test_tmpdir());
+        ASSERT(mkdir(dir, 0700) == 0);
         make_snapshot(dir);
         CHECK_EQ_INT(snapshot_verify_dir(dir, &m, &spec, &e), 0);
         CHECK(m && spec && spec->vcpus == 2);
@@ -186,7 +187,7 @@ TEST(verify_dir) {
         CHECK_EQ_INT(snapshot_verify_dir(dir, NULL, NULL, &e), -EMSGSIZE);
         CHECK(strcmp(e.path, "memslot-0-0.bin") == 0);
 
-        char path[512];
+        char path[600];
         snprintf(path, sizeof path, "%s/memslot-0-0.bin", dir);
         unlink(path);
         CHECK(symlink("/etc/passwd", path) == 0);
@@ -202,9 +203,10 @@ TEST(verify_dir) {
 }
 
 TEST(check_target) {
-        char dir[] = "/tmp/test-vmm-snapshot-XXXXXX", path[512];
+        char dir[256], path[600];
         JsonError e = {};
-        ASSERT(mkdtemp(dir));
+        snprintf(dir, sizeof dir, "%s/target", test_tmpdir());
+        ASSERT(mkdir(dir, 0700) == 0);
         CHECK_EQ_INT(snapshot_check_target(dir, &e), 0); /* empty */
         snprintf(path, sizeof path, "%s/new", dir);
         CHECK_EQ_INT(snapshot_check_target(path, &e), 0); /* absent */

@@ -422,3 +422,25 @@ int api_host_kvm_reload(Manager *m, HttpRequest *req, HttpResponse *resp) {
         }
         return http_reply_json(resp, 200, o);
 }
+
+void host_kvm_apicv_state(HostApicv *ret) {
+        HostApicv h = { .parameter_on = -1, .cpu_supported = -1 };
+        _cleanup_json_ json_object *cpu = apicv_cpu_feature();
+        json_object *v;
+
+        if (json_object_object_get_ex(cpu, "feature", &v) && json_object_get_string(v))
+                h.cpu_vendor = streq(json_object_get_string(v), "avic") ? "amd" : "intel";
+        if (json_object_object_get_ex(cpu, "supported", &v) && json_object_is_type(v, json_type_boolean))
+                h.cpu_supported = json_object_get_boolean(v);
+        h.vendor_module = vendor_module();
+        if (h.vendor_module) {
+                bool intel = streq(h.vendor_module, "kvm_intel");
+                _cleanup_free_ char *value = sysfs_param(h.vendor_module, intel ? "enable_apicv" : "avic");
+                h.parameter = intel ? "kvm_intel.enable_apicv" : "kvm_amd.avic";
+                if (value)
+                        h.parameter_on = kvm_param_truthy(value);
+        }
+        /* KVM turns the parameter off itself at load when the CPU lacks the feature. */
+        h.effective = h.parameter_on == 1 && h.cpu_supported != 0;
+        *ret = h;
+}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* GET /metrics: the agent (requests, latency, inventory writes, VMs by state) and the host (KVM
- * setup report, CPU divergence, module parameters) in Prometheus text format 0.0.4. */
+/* GET /metrics: the agent (requests, latency, inventory writes, VMs by state), the host (KVM setup
+ * report, CPU divergence, module parameters) and every running VM's KVM binary statistics
+ * (metrics-kvm.h) in Prometheus text format 0.0.4. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "host-info.h"
 #include "json-util.h"
 #include "metrics.h"
+#include "metrics-kvm.h"
 #include "str-util.h"
 #include "time-util.h"
 #include "vms.h"
@@ -100,6 +102,55 @@ static int write_kvm_setup(Manager *m, FILE *f) {
         return 0;
 }
 
+/* Each running or paused VM's KVM statistics, asked of its VMM now. A VMM that does not answer
+ * (stopping at this moment, or hung) is left out of this scrape and counted, rather than failing
+ * the whole scrape. */
+static int write_vm_kvm_stats(Manager *m, FILE *f) {
+        _cleanup_json_ json_object *vms = json_object_new_array(), *params = json_object_new_object();
+        VmRecord **records = NULL;
+        size_t n = 0;
+        unsigned failed = 0;
+        int r;
+
+        if (!vms || !params || json_add_bool(params, "schema", true) < 0)
+                return -ENOMEM;
+        r = store_vm_records(m->store, &records, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                VmRecord *rec = records[i];
+                json_object *stats = NULL;
+                VmError e = {};
+
+                if (!streq(rec->state, "running") && !streq(rec->state, "paused"))
+                        continue;
+                if (vms_control(m, rec->uuid, "stats", params, &stats, &e) < 0) {
+                        vm_error_done(&e);
+                        failed++;
+                        continue;
+                }
+                json_object *o = json_object_new_object();
+                if (!o || json_object_array_add(vms, o) < 0) {
+                        json_object_put(o);
+                        json_object_put(stats);
+                        r = -ENOMEM;
+                        break;
+                }
+                if (json_add_string(o, "uuid", rec->uuid) < 0 || json_add_string(o, "name", rec->name) < 0 ||
+                    json_add(o, "stats", stats) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+        }
+        vm_record_array_free(records, n);
+        if (r < 0)
+                return r;
+        metrics_write_family(f, "kvmfleet_kvm_stats_scrape_failures", "gauge",
+                             "Running or paused VMs whose VMM did not return its KVM statistics in this scrape.");
+        metrics_write_sample(f, "kvmfleet_kvm_stats_scrape_failures", NULL, failed);
+        return metrics_write_kvm_stats(f, vms);
+}
+
 /* The parameters as the kernel has them now (sysfs), so a manual reload shows up at once. */
 static int write_kvm_modules(FILE *f) {
         _cleanup_json_ json_object *mods = NULL;
@@ -150,6 +201,8 @@ int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 r = write_kvm_setup(m, f);
         if (r >= 0)
                 r = write_kvm_modules(f);
+        if (r >= 0)
+                r = write_vm_kvm_stats(m, f);
         if (fclose(f) != 0 && r >= 0)
                 r = -ENOMEM;
         if (r < 0) {

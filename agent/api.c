@@ -41,6 +41,9 @@ static const Route routes[] = {
         { "PATCH", "/v1/vms/{id}/memslots/{slot}", api_memslot_patch, false },
         { "DELETE", "/v1/vms/{id}/memslots/{slot}", api_memslot_delete, false },
         { "GET", "/v1/vms/{id}/memslots/{slot}/dirty-log", api_memslot_dirty_log, false },
+        { "GET", "/v1/vms/{id}/apicv", api_vm_apicv_get, false },
+        { "PATCH", "/v1/vms/{id}/apicv", api_vm_apicv_patch, false },
+        { "GET", "/v1/vms/{id}/vcpus/{n}/lapic", api_vm_lapic_get, false },
         { "GET", "/metrics", api_metrics_get, false },
 };
 

@@ -36,4 +36,8 @@ int api_memslot_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslot_patch(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslot_delete(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslot_dirty_log(Manager *m, HttpRequest *req, HttpResponse *resp);
+/* APIC virtualization (api-apicv.c). */
+int api_vm_apicv_get(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_apicv_patch(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_lapic_get(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_metrics_get(Manager *m, HttpRequest *req, HttpResponse *resp);

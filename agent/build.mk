@@ -1,6 +1,6 @@
 AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema.o
-AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0)
+AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0) -lm
 # Objects the agent takes from other components (the VM spec, the VMM control client).
 AGENT_EXTRA_OBJS := $(BUILD)/vmm/spec.o $(BUILD)/vmm/control-client.o $(BUILD)/vmm/memslot-rules.o
 AGENT_EXTRA_OBJS += $(BUILD)/vmm/snapshot-manifest.o
@@ -27,3 +27,8 @@ $(BUILD)/kvmfleetd: $(BUILD)/vmm/spec.o
 UNIT_TESTS += $(BUILD)/tests/test-metrics
 $(BUILD)/tests/test-metrics: $(BUILD)/agent/metrics.o
 EXTRA_LIBS_metrics := $(call pkg_libs,sqlite3) -lm
+UNIT_TESTS += $(BUILD)/tests/test-metrics-kvm
+$(BUILD)/tests/test-metrics-kvm: $(BUILD)/agent/metrics-kvm.o $(BUILD)/agent/metrics.o
+EXTRA_LIBS_metrics-kvm := $(call pkg_libs,json-c sqlite3) -lm
+UNIT_TESTS += $(BUILD)/tests/test-apicv-trace
+$(BUILD)/tests/test-apicv-trace: $(BUILD)/agent/apicv-trace.o

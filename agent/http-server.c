@@ -315,8 +315,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 json_add_uint(d, "limit", m->config->max_body);
                 http_reply_error(&resp, 413, "payload_too_large", d, "request body exceeds the limit of %llu bytes",
                                  (unsigned long long) m->config->max_body);
-        } else
+        } else {
+                /* Every line logged while this request is handled carries its REQUEST_ID. */
+                char rid_context[64];
+                snprintf(rid_context, sizeof rid_context, "REQUEST_ID=%s", req.request_id);
+                int pushed = log_context_push(rid_context);
                 api_dispatch(m, &req, &resp);
+                if (pushed >= 0)
+                        log_context_pop();
+        }
 
         metrics_request_observe(method, req.route, resp.status, now_monotonic_usec() - start_usec);
         char rid_field[64], status_field[32];

@@ -12,6 +12,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "apicv-trace.h"
 #include "fd-util.h"
 #include "http-server.h"
 #include "json-util.h"
@@ -44,6 +45,7 @@ Manager *manager_free(Manager *m) {
                 MHD_stop_daemon(m->http_tcp);
         /* after the HTTP threads, which use it; the VMMs keep running */
         vm_supervisor_free(m->vms);
+        apicv_trace_free(m->apicv_trace);
         if (m->unix_fd >= 0) {
                 close(m->unix_fd);
                 unlink(m->config->socket_path);
@@ -59,11 +61,51 @@ Manager *manager_free(Manager *m) {
         return NULL;
 }
 
+/* The journal fields of an event: VM_UUID and VM_NAME for "vm/UUID" objects, MEMSLOT and VCPU when
+ * the detail names them, so that `journalctl VM_UUID=...` or `MEMSLOT=3` finds every action. */
+static void event_log(const char *actor, const char *object, const char *action, const char *result,
+                      json_object *detail) {
+        char f_uuid[64] = "", f_name[160] = "", f_slot[48] = "", f_vcpu[32] = "", f_actor[160];
+        const char *fields[6];
+        size_t n = 0;
+        json_object *v, *slot;
+
+        const char *uuid = startswith(object, "vm/");
+        if (uuid) {
+                snprintf(f_uuid, sizeof f_uuid, "VM_UUID=%s", uuid);
+                fields[n++] = f_uuid;
+        }
+        if (detail && json_object_object_get_ex(detail, "name", &v) && json_object_is_type(v, json_type_string)) {
+                snprintf(f_name, sizeof f_name, "VM_NAME=%s", json_object_get_string(v));
+                fields[n++] = f_name;
+        }
+        if (detail && json_object_object_get_ex(detail, "memslot", &slot) &&
+            json_object_object_get_ex(slot, "slot", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_slot;
+        } else if (detail && json_object_object_get_ex(detail, "slot", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_slot;
+        }
+        if (detail && json_object_object_get_ex(detail, "vcpu", &v) && json_object_is_type(v, json_type_int)) {
+                snprintf(f_vcpu, sizeof f_vcpu, "VCPU=%lld", (long long) json_object_get_int64(v));
+                fields[n++] = f_vcpu;
+        }
+        if (!result)
+                result = "";
+        snprintf(f_actor, sizeof f_actor, "ACTOR=%s", actor ? actor : "");
+        fields[n++] = f_actor;
+        fields[n] = NULL;
+        log_struct(streq(result, "failed") ? LOG_WARNING : LOG_INFO, 0, fields, "%s %s: %s (by %s)", object, action,
+                   result, actor);
+}
+
 void manager_event(Manager *m, const char *actor, const char *object, const char *action, const char *result,
                    json_object *detail) {
         int r = store_event_append(m->store, actor, object, action, result, detail, NULL);
         if (r < 0)
                 log_error_errno(r, "Failed to record event %s %s by %s: %m", action, object, actor);
+        event_log(actor, object, action, result, detail);
 }
 
 /* The TCP token: read it, or create it (random, 0600) on first start. */
@@ -123,6 +165,37 @@ int manager_ingest_kvm_setup(Manager *m) {
         return 1;
 }
 
+/* After reconciliation, so that the adopted VMMs are known: their threads join the trace's pid filter. */
+static int manager_start_apicv_trace(Manager *m) {
+        _cleanup_free_ char *state_file = NULL;
+        _cleanup_free_ pid_t *pids = NULL;
+        VmRecord **records = NULL;
+        size_t n = 0, n_pids = 0;
+        int r = store_vm_records(m->store, &records, &n);
+        if (r < 0)
+                return r;
+        pids = calloc(n + 1, sizeof *pids);
+        if (!pids) {
+                vm_record_array_free(records, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (records[i]->vmm_pid > 0)
+                        pids[n_pids++] = (pid_t) records[i]->vmm_pid;
+        vm_record_array_free(records, n);
+        if (asprintf(&state_file, "%s/apicv-live.json", m->config->state_dir) < 0)
+                return -ENOMEM;
+        r = apicv_trace_start(state_file, pids, n_pids, &m->apicv_trace);
+        if (r < 0)
+                return r;
+        const char *unavailable = apicv_trace_unavailable(m->apicv_trace);
+        if (unavailable)
+                log_info("APICv live inhibit tracking is unavailable: %s", unavailable);
+        else
+                log_debug("APICv live inhibit tracking runs in tracefs instance " APICV_TRACE_INSTANCE);
+        return 0;
+}
+
 int manager_startup(Manager *m) {
         const AgentConfig *c = m->config;
         struct utsname u;
@@ -168,6 +241,9 @@ int manager_startup(Manager *m) {
         r = vms_reconcile(m);
         if (r < 0)
                 return r;
+        r = manager_start_apicv_trace(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start APICv inhibit tracking: %m");
 
         if (c->listen_tcp) {
                 r = load_token(m);

@@ -24,6 +24,7 @@ typedef struct Manager {
         bool watchdog;          /* systemd asked for watchdog pings */
         VmSupervisor *vms;      /* VM lifecycle and the VMM watches */
         bool kvm_reloading;     /* kvmfleet-load --reload runs: no VM may start (atomic) */
+        struct ApicvTrace *apicv_trace; /* live APICv inhibit tracking (apicv-trace.h) */
 } Manager;
 
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret);

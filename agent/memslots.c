@@ -2,6 +2,7 @@
 #include "memslots.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,6 +180,109 @@ static int live_get(const char *ctl, Live *l, VmError *e) {
         return 0;
 }
 
+/* The VMM's table as the agent last saw it, per VM, so that a change costs one call to the VMM and
+ * not two. Every change to a VM's memslots goes through this file under the VM's operation lock,
+ * so the copy stays exact: it is updated from each successful change's result and dropped on any
+ * failure. It is keyed by the VMM's pid: a restarted VMM starts with a fresh read. The VMM checks
+ * every rule again itself; a stale copy can only turn into a refusal from the VMM, never into a
+ * wrong change. Huge page requests always read afresh (the free page count moves). */
+#define LIVE_CACHE_SIZE 64
+
+typedef struct LiveCacheEntry {
+        char uuid[37];
+        int64_t vmm_pid;
+        MemslotInfo *infos; /* NULL: free entry */
+        size_t n;
+        MemslotLimits limits;
+        uint64_t last_used;
+} LiveCacheEntry;
+
+static pthread_mutex_t live_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static LiveCacheEntry live_cache[LIVE_CACHE_SIZE];
+static uint64_t live_cache_clock;
+
+/* Takes the VM's cached table out of the cache (the caller owns it now); false when there is none. */
+static bool live_cache_take(const VmRecord *r, Live *l) {
+        bool found = false;
+        pthread_mutex_lock(&live_cache_lock);
+        for (size_t i = 0; i < LIVE_CACHE_SIZE; i++) {
+                LiveCacheEntry *c = &live_cache[i];
+                if (!c->infos || !streq(c->uuid, r->uuid))
+                        continue;
+                if (c->vmm_pid == r->vmm_pid) {
+                        l->infos = TAKE_PTR(c->infos);
+                        l->n = c->n;
+                        l->limits = c->limits;
+                        found = true;
+                } else
+                        c->infos = mfree(c->infos);
+        }
+        pthread_mutex_unlock(&live_cache_lock);
+        return found;
+}
+
+/* Gives l's table to the cache as the VM's current one. */
+static void live_cache_put(const VmRecord *r, Live *l) {
+        size_t victim = 0;
+        pthread_mutex_lock(&live_cache_lock);
+        for (size_t i = 0; i < LIVE_CACHE_SIZE; i++) {
+                if (!live_cache[i].infos) {
+                        victim = i;
+                        break;
+                }
+                if (live_cache[i].last_used < live_cache[victim].last_used)
+                        victim = i;
+        }
+        LiveCacheEntry *c = &live_cache[victim];
+        free(c->infos);
+        snprintf(c->uuid, sizeof c->uuid, "%s", r->uuid);
+        c->vmm_pid = r->vmm_pid;
+        c->infos = TAKE_PTR(l->infos);
+        c->n = l->n;
+        c->limits = l->limits;
+        c->last_used = ++live_cache_clock;
+        pthread_mutex_unlock(&live_cache_lock);
+}
+
+static void live_cache_drop(const char *uuid) {
+        pthread_mutex_lock(&live_cache_lock);
+        for (size_t i = 0; i < LIVE_CACHE_SIZE; i++)
+                if (live_cache[i].infos && streq(live_cache[i].uuid, uuid))
+                        live_cache[i].infos = mfree(live_cache[i].infos);
+        pthread_mutex_unlock(&live_cache_lock);
+}
+
+/* The table for a change: the cached copy, or the VMM's. */
+static int live_get_for_change(const VmRecord *r, const char *ctl, bool fresh, Live *l, VmError *e) {
+        if (fresh)
+                live_cache_drop(r->uuid);
+        else if (live_cache_take(r, l))
+                return 0;
+        return live_get(ctl, l, e);
+}
+
+/* After a change the VMM made: slot's entry becomes result (NULL: removed), and the table goes
+ * back to the cache. */
+static void live_update_and_keep(const VmRecord *r, Live *l, uint32_t slot, uint16_t as_id, json_object *result) {
+        int i = memslot_find(l->infos, l->n, slot, as_id);
+        if (result) {
+                MemslotInfo info = {};
+                info_from_json(result, &info);
+                if (i < 0) {
+                        MemslotInfo *grown = reallocarray(l->infos, l->n + 1, sizeof *grown);
+                        if (!grown)
+                                return; /* not kept: the next change reads the VMM's table */
+                        l->infos = grown;
+                        i = (int) l->n++;
+                }
+                l->infos[i] = info;
+        } else if (i >= 0) {
+                memmove(&l->infos[i], &l->infos[i + 1], (l->n - (size_t) i - 1) * sizeof *l->infos);
+                l->n--;
+        }
+        live_cache_put(r, l);
+}
+
 static bool vm_live(const VmRecord *r) {
         return streq(r->state, "running") || streq(r->state, "paused");
 }
@@ -325,7 +429,7 @@ static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userd
         int k;
 
         if ((k = parse_create(op->body, &req, &have_slot, e)) < 0 || (k = need_vmm(r, ctl, "add a memslot", e)) < 0 ||
-            (k = live_get(ctl, &l, e)) < 0)
+            (k = live_get_for_change(r, ctl, req.backing == MEMSLOT_BACKING_HUGETLB, &l, e)) < 0)
                 return k;
         memslot_error_init(&me);
         if (!have_slot && memslot_pick_id(&l.limits, l.infos, l.n, req.as_id, &req.slot) < 0)
@@ -352,6 +456,7 @@ static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userd
                 event(m, op->actor, r, "memslot_create", "failed", pending, e);
                 return k;
         }
+        live_update_and_keep(r, &l, req.slot, req.as_id, op->result);
         k = store_memslot_put(m->store, r->uuid, op->result, "active");
         if (k < 0)
                 log_warning_errno(k, "Cannot record memslot %u of VM %s as active: %m", req.slot, r->name);
@@ -414,7 +519,7 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
                       json_get_bool(flags, "$.flags", "dirty_log", true, &dirty_log, &je) < 0 ||
                       (has_ro = json_get_bool(flags, "$.flags", "readonly", false, &readonly, &je)) < 0))
                 return bad_body(e, &je);
-        if ((k = need_vmm(r, ctl, "change a memslot", e)) < 0 || (k = live_get(ctl, &l, e)) < 0)
+        if ((k = need_vmm(r, ctl, "change a memslot", e)) < 0 || (k = live_get_for_change(r, ctl, false, &l, e)) < 0)
                 return k;
         memslot_error_init(&me);
         const char *action = has_gpa > 0 ? "memslot_move" : "memslot_flags";
@@ -441,6 +546,7 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
                 return k;
         json_object *row = json_object_get(op->result);
         json_object_object_del(row, "guest_impact");
+        live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, row);
         k = store_memslot_put(m->store, r->uuid, row, "active");
         json_object_put(row);
         if (k < 0)
@@ -467,7 +573,7 @@ static int do_delete(Manager *m, const VmRecord *r, const char *ctl, void *userd
 
         if (!params)
                 return set_error(e, 500, "internal", NULL, "out of memory");
-        if ((k = need_vmm(r, ctl, "delete a memslot", e)) < 0 || (k = live_get(ctl, &l, e)) < 0)
+        if ((k = need_vmm(r, ctl, "delete a memslot", e)) < 0 || (k = live_get_for_change(r, ctl, false, &l, e)) < 0)
                 return k;
         memslot_error_init(&me);
         k = memslot_check_delete(&l.limits, l.infos, l.n, op->slot, (uint16_t) op->as_id, vm_live(r), op->force, &me);
@@ -482,6 +588,7 @@ static int do_delete(Manager *m, const VmRecord *r, const char *ctl, void *userd
         k = change(m, r, ctl, op, "memslot.delete", params, "deleting", "memslot_delete", e);
         if (k < 0)
                 return k;
+        live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, NULL);
         k = store_memslot_delete(m->store, r->uuid, op->as_id, op->slot);
         if (k < 0 && k != -ENOENT)
                 log_warning_errno(k, "Cannot remove memslot %u of VM %s from the inventory: %m", op->slot, r->name);

@@ -499,6 +499,28 @@ int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, con
         return sqlite_to_errno(rc);
 }
 
+int store_vm_set_spec(Store *s, const char *uuid, const char *spec_json) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        char now[32];
+        int rc, changed = 0;
+
+        now_text(now);
+        pthread_mutex_lock(&s->lock);
+        rc = sqlite3_prepare_v2(s->db, "UPDATE vms SET spec = ?2, updated_at = ?3 WHERE uuid = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 2, spec_json, -1, SQLITE_TRANSIENT);
+                sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                changed = sqlite3_changes(s->db);
+        }
+        vm_changed(s);
+        pthread_mutex_unlock(&s->lock);
+        if (rc == SQLITE_DONE && changed == 0)
+                return -ENOENT;
+        return sqlite_to_errno(rc);
+}
+
 int store_vm_delete(Store *s, const char *uuid) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc, changed = 0;

@@ -79,6 +79,8 @@ int store_vm_get(Store *s, const char *id, VmRecord **ret);
 int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, const char *state, int64_t vmm_pid,
                        uint64_t vmm_start_time, const char *vmm_socket, const char *exit_reason);
 int store_vm_delete(Store *s, const char *uuid);
+/* Replaces the VM's canonical spec JSON (a runtime change such as PATCH /v1/vms/{id}/apicv). */
+int store_vm_set_spec(Store *s, const char *uuid, const char *spec_json);
 /* Rows ordered by name, optionally filtered by state and/or name; a JSON array of VM objects. */
 int store_vm_list(Store *s, const char *state, const char *name, unsigned offset, unsigned limit, json_object **ret);
 int store_vm_to_json(const VmRecord *r, json_object **ret);

@@ -379,6 +379,9 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         pthread_cond_broadcast(&rt->cond);
         pthread_mutex_unlock(&rt->lock);
         vm_log(LOG_INFO, 0, rt->uuid, NULL, "VMM of VM %s (pid %d) exited: %s", rt->uuid, (int) rt->pid, rt->exit_reason);
+        _cleanup_free_ char *ctl = NULL;
+        if (vm_control_path(m, rt->uuid, &ctl) >= 0)
+                vmm_control_forget(ctl); /* kept connections to the dead VMM */
         queue_work(m->vms, rt, gen, false);
         runtime_unref(rt); /* the watch's reference */
         return 0;

@@ -24,7 +24,7 @@ int cmd_events(Client *c, int argc, char **argv) {
         char path[1024];
         int ch, r;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (ch) {
                 case 'a':

@@ -108,7 +108,7 @@ int cmd_memslot_list(Client *c, int argc, char **argv) {
         char path[512];
         json_object *o = NULL;
         int r;
-        optind = 1;
+        optind = 1; /* no options to parse: the arguments start at argv[1] */
         if ((r = args(argc, argv, 1, "memslot list VM")) != EXIT_OK ||
             (r = memslot_path(path, sizeof path, argv[optind], NULL, NULL)) != EXIT_OK)
                 return r;

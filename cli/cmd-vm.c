@@ -104,7 +104,7 @@ int cmd_vm_create(Client *c, int argc, char **argv) {
         bool start = false, flags = false;
         int ch, r;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 r = EXIT_OK;
                 if (ch != O_FILE && ch != O_START)
@@ -223,7 +223,7 @@ int cmd_vm_list(Client *c, int argc, char **argv) {
         uint64_t limit = 0, offset = 0;
         int ch;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (ch) {
                 case 's': state = optarg; break;
@@ -299,7 +299,7 @@ int cmd_vm_list(Client *c, int argc, char **argv) {
 
 int cmd_vm_show(Client *c, int argc, char **argv) {
         const char *id;
-        optind = 1;
+        optind = 1; /* no options to parse: the arguments start at argv[1] */
         int r = one_id(argc, argv, "show", &id);
         if (r != EXIT_OK)
                 return r;
@@ -311,7 +311,7 @@ int cmd_vm_show(Client *c, int argc, char **argv) {
 
 static int simple_action(Client *c, int argc, char **argv, const char *action) {
         const char *id;
-        optind = 1;
+        optind = 1; /* no options to parse: the arguments start at argv[1] */
         if (argc > 1 && argv[1][0] == '-' && !streq(argv[1], "-")) {
                 fprintf(stderr, "kvmfleetctl: vm %s takes no options\n", action);
                 return EXIT_USAGE;
@@ -352,7 +352,7 @@ int cmd_vm_stop(Client *c, int argc, char **argv) {
         const char *id;
         int ch, r;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (ch) {
                 case 't': {
@@ -387,7 +387,7 @@ int cmd_vm_delete(Client *c, int argc, char **argv) {
         const char *id;
         int ch, r;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (ch) {
                 case 'f': force = true; break;
@@ -415,7 +415,7 @@ int cmd_vm_console(Client *c, int argc, char **argv) {
         const char *id;
         int ch, r;
 
-        optind = 1;
+        optind = 0;
         while ((ch = getopt_long(argc, argv, "f", options, NULL)) >= 0)
                 switch (ch) {
                 case 'o':
@@ -460,7 +460,7 @@ int cmd_vm_console(Client *c, int argc, char **argv) {
 
 int cmd_vm_stats(Client *c, int argc, char **argv) {
         const char *id;
-        optind = 1;
+        optind = 1; /* no options to parse: the arguments start at argv[1] */
         int r = one_id(argc, argv, "stats", &id);
         if (r != EXIT_OK)
                 return r;

@@ -21,7 +21,7 @@ int cmd_vm_define(Client *c, int argc, char **argv) {
         size_t size;
         int o, r;
 
-        optind = 1;
+        optind = 0;
         while ((o = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 if (o != 's')
                         return EXIT_USAGE;
@@ -72,7 +72,7 @@ int cmd_vm_dumpxml(Client *c, int argc, char **argv) {
         char path[512];
         int r;
 
-        optind = 1;
+        optind = 1; /* no options to parse: the arguments start at argv[1] */
         if (argc != 2 || argv[1][0] == '-') {
                 fprintf(stderr, "kvmfleetctl: vm dumpxml needs exactly one VM (uuid or name)\n");
                 return EXIT_USAGE;

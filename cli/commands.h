@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+/* Each command parses its own options with getopt_long() after setting optind = 0 (not 1): only 0
+ * makes glibc start afresh, so options may follow the positional arguments ("vm stop NAME
+ * --timeout 5") even though the top level parsed with "+" (stop at the command). */
+
 #include "client.h"
 
 /* One kvmfleetctl command: "GROUP VERB" (verb NULL for single-word commands). The handler gets
@@ -32,6 +36,8 @@ int cmd_vm_define(Client *c, int argc, char **argv);
 int cmd_vm_dumpxml(Client *c, int argc, char **argv);
 int cmd_vm_snapshot(Client *c, int argc, char **argv);
 int cmd_vm_restore(Client *c, int argc, char **argv);
+int cmd_vm_apicv(Client *c, int argc, char **argv);
+int cmd_vm_lapic(Client *c, int argc, char **argv);
 int cmd_memslot_list(Client *c, int argc, char **argv);
 int cmd_memslot_add(Client *c, int argc, char **argv);
 int cmd_memslot_move(Client *c, int argc, char **argv);

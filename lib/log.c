@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,45 @@ const char *log_level_to_string(int level) {
         if (level < 0 || level >= (int) ELEMENTSOF(level_names))
                 return NULL;
         return level_names[level];
+}
+
+static __thread char context_fields[LOG_CONTEXT_MAX][128];
+static __thread unsigned n_context_fields;
+
+int log_context_push(const char *field) {
+        if (n_context_fields >= LOG_CONTEXT_MAX)
+                return -E2BIG;
+        if (strlen(field) >= sizeof context_fields[0] || !strchr(field, '='))
+                return -ENAMETOOLONG;
+        strcpy(context_fields[n_context_fields++], field);
+        return 0;
+}
+
+void log_context_pop(void) {
+        if (n_context_fields > 0)
+                n_context_fields--;
+}
+
+static bool field_key_in(const char *field, const char *const *fields) {
+        size_t k = strcspn(field, "=");
+        for (const char *const *f = fields; f && *f; f++)
+                if (strncmp(*f, field, k) == 0 && (*f)[k] == '=')
+                        return true;
+        return false;
+}
+
+/* The message's fields followed by this thread's context fields. */
+static const char *const *merge_fields(const char *const *fields, const char **buf, size_t size) {
+        size_t n = 0;
+        if (n_context_fields == 0)
+                return fields;
+        for (const char *const *f = fields; f && *f && n + 1 < size; f++)
+                buf[n++] = *f;
+        for (unsigned i = 0; i < n_context_fields && n + 1 < size; i++)
+                if (!field_key_in(context_fields[i], fields))
+                        buf[n++] = context_fields[i];
+        buf[n] = NULL;
+        return buf;
 }
 
 /* stderr is connected to the journal when JOURNAL_STREAM names its device:inode. */
@@ -135,6 +175,8 @@ int log_internalv(int level, int error, const char *const *fields, const char *f
         if (level > max_level)
                 goto out;
 
+        const char *merged[24 + LOG_CONTEXT_MAX + 1];
+        fields = merge_fields(fields, merged, ELEMENTSOF(merged));
         errno = error; /* so %m in fmt names the error being logged */
         vsnprintf(msg, sizeof msg, fmt, ap);
 

@@ -39,6 +39,13 @@ int log_internal(int level, int error, const char *const *fields, const char *fm
 #define log_info_errno(e, ...) log_full_errno(LOG_INFO, (e), __VA_ARGS__)
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), __VA_ARGS__)
 #define log_error_errno(e, ...) log_full_errno(LOG_ERR, (e), __VA_ARGS__)
+/* Fields added to every message this thread logs until popped (e.g. REQUEST_ID=... while a request
+ * is handled), after the message's own fields; a key the message sets itself is not repeated. At
+ * most LOG_CONTEXT_MAX, each up to 127 bytes; push returns -E2BIG/-ENAMETOOLONG beyond. */
+#define LOG_CONTEXT_MAX 4
+int log_context_push(const char *field);
+void log_context_pop(void);
+
 /* Structured: log_struct(LOG_INFO, 0, LOG_FIELDS("VM_UUID=...", "VM_NAME=..."), "fmt", ...) */
 #define LOG_FIELDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define log_struct(level, error, fields, ...) log_internal((level), (error), (fields), __VA_ARGS__)

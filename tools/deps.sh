@@ -12,7 +12,7 @@ packages=(
         qemu-system-x86 busybox-static cpio kmod
         wrk
         libvirt-daemon-system libvirt-clients virtinst clang
-        debhelper lintian debootstrap ansible ansible-lint prometheus scdoc bash-completion
+        debhelper lintian debootstrap ansible ansible-lint prometheus scdoc bash-completion systemd-container
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,5 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
-VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
+VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
 	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
@@ -26,3 +26,5 @@ $(BUILD)/tests/unit/test-memslot-rules.o: CFLAGS_ALL += -Ivmm
 
 UNIT_TESTS += $(BUILD)/tests/test-vmm-snapshot
 $(BUILD)/tests/test-vmm-snapshot: $(BUILD)/vmm/snapshot-manifest.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/memslot-rules.o
+UNIT_TESTS += $(BUILD)/tests/test-vmm-apicv
+$(BUILD)/tests/test-vmm-apicv: $(VMM_LIB_OBJS)

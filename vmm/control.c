@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "apicv.h"
 #include "json-util.h"
 #include "memslot-control.h"
 #include "snapshot.h"
@@ -205,6 +206,15 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
                         return r;
                 return reply_error_object(id, err);
         }
+        if (apicv_control_method(method)) {
+                json_object *res = NULL, *err = NULL;
+                r = apicv_control_call(vm, method, params, &res, &err);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return reply_result(id, res);
+                return reply_error_object(id, err);
+        }
         if (streq(method, "console"))
                 return method_console(vm, id, params);
         if (streq(method, "snapshot"))
@@ -240,8 +250,14 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
                 return reply_result(id, res);
         }
         if (streq(method, "stats")) {
+                static const char *const stats_keys[] = { "schema", NULL };
                 json_object *st;
-                r = vm_stats_json(vm, &st);
+                bool schema = false;
+                JsonError se = {};
+                if (params && (json_check_keys(params, "$.params", stats_keys, &se) < 0 ||
+                               json_get_bool(params, "$.params", "schema", false, &schema, &se) < 0))
+                        return reply_error(id, "invalid_argument", "%s: %s", se.path, se.message);
+                r = vm_stats_json(vm, schema, &st);
                 if (r == -EOPNOTSUPP)
                         return reply_error(id, "unsupported", "KVM_CAP_BINARY_STATS_FD is absent");
                 if (r < 0)

@@ -398,10 +398,11 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                                              "irqchip",        "pit",      "memory_backing",    "on_crash",
                                              "console",        "disks",    "nics",    "on_poweroff",
                                              "on_reboot",      "cpuset",   "hugepage_size",     "libvirt",
-                                             NULL };
+                                             "x2apic_api",     NULL };
         static const char *const cpu_keys[] = { "nested", NULL };
         static const char *const pit_keys[] = { "reinject", NULL };
         static const char *const console_keys[] = { "log", NULL };
+        static const char *const x2apic_keys[] = { "use_32bit_ids", "disable_broadcast_quirk", NULL };
         _cleanup_vm_spec_ VmSpec *spec = NULL;
         json_object *boot, *sub;
         uint64_t vcpus;
@@ -496,6 +497,28 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                 r = json_get_bool(sub, "$.pit", "reinject", false, &spec->pit_reinject, e);
                 if (r < 0)
                         return r;
+        }
+        r = json_get_object(obj, "$", "x2apic_api", false, &sub, e);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                r = json_check_keys(sub, "$.x2apic_api", x2apic_keys, e);
+                if (r < 0)
+                        return r;
+                r = json_get_bool(sub, "$.x2apic_api", "use_32bit_ids", false, &spec->x2apic_use_32bit_ids, e);
+                if (r < 0)
+                        return r;
+                r = json_get_bool(sub, "$.x2apic_api", "disable_broadcast_quirk", false,
+                                  &spec->x2apic_disable_broadcast_quirk, e);
+                if (r < 0)
+                        return r;
+                /* The flags change how KVM formats APIC IDs in routing, MSIs and LAPIC state, and how an
+                 * in-kernel LAPIC treats x2APIC broadcasts: without an in-kernel LAPIC there is nothing
+                 * for them to act on. */
+                if ((spec->x2apic_use_32bit_ids || spec->x2apic_disable_broadcast_quirk) &&
+                    spec->irqchip == VM_IRQCHIP_NONE)
+                        return json_error_set(e, "$.x2apic_api",
+                                              "needs an in-kernel LAPIC (irqchip \"kernel\" or \"split\"), not irqchip \"none\"");
         }
         r = json_get_enum(obj, "$", "on_crash", false, on_crash_names, &choice, e);
         if (r < 0)
@@ -611,6 +634,14 @@ int vm_spec_to_json(const VmSpec *spec, json_object **ret) {
                 return -ENOMEM;
         r |= json_add(obj, "pit", sub);
         r |= json_add_bool(sub, "reinject", spec->pit_reinject);
+        /* Only when set, so that specs written before the option existed keep their canonical form. */
+        if (spec->x2apic_use_32bit_ids || spec->x2apic_disable_broadcast_quirk) {
+                if (!(sub = json_object_new_object()))
+                        return -ENOMEM;
+                r |= json_add(obj, "x2apic_api", sub);
+                r |= json_add_bool(sub, "use_32bit_ids", spec->x2apic_use_32bit_ids);
+                r |= json_add_bool(sub, "disable_broadcast_quirk", spec->x2apic_disable_broadcast_quirk);
+        }
         r |= json_add_string(obj, "memory_backing", vm_memory_backing_to_string(spec->memory_backing));
         r |= json_add_string(obj, "on_crash", vm_on_crash_to_string(spec->on_crash));
         if (!(sub = json_object_new_object()))

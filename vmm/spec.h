@@ -82,6 +82,9 @@ typedef struct VmSpec {
         bool nested;
         VmIrqchip irqchip;
         bool pit_reinject;
+        /* KVM_CAP_X2APIC_API flags, enabled on the VM before any vCPU exists. */
+        bool x2apic_use_32bit_ids;
+        bool x2apic_disable_broadcast_quirk;
         VmMemoryBacking memory_backing;
         VmOnCrash on_crash;
         char *console_log;

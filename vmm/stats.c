@@ -22,7 +22,50 @@ static int pread_exact(int fd, void *buf, size_t n, off_t off) {
         return (size_t) k == n ? 0 : -EIO;
 }
 
-int kvm_stats_read_json(int stats_fd, json_object **ret) {
+const char *kvm_stats_type_to_string(unsigned flags) {
+        switch (flags & KVM_STATS_TYPE_MASK) {
+        case KVM_STATS_TYPE_CUMULATIVE: return "cumulative";
+        case KVM_STATS_TYPE_INSTANT: return "instant";
+        case KVM_STATS_TYPE_PEAK: return "peak";
+        case KVM_STATS_TYPE_LINEAR_HIST: return "linear_hist";
+        case KVM_STATS_TYPE_LOG_HIST: return "log_hist";
+        default: return NULL;
+        }
+}
+
+const char *kvm_stats_unit_to_string(unsigned flags) {
+        switch (flags & KVM_STATS_UNIT_MASK) {
+        case KVM_STATS_UNIT_NONE: return "none";
+        case KVM_STATS_UNIT_BYTES: return "bytes";
+        case KVM_STATS_UNIT_SECONDS: return "seconds";
+        case KVM_STATS_UNIT_CYCLES: return "cycles";
+#ifdef KVM_STATS_UNIT_BOOLEAN
+        case KVM_STATS_UNIT_BOOLEAN: return "boolean";
+#endif
+        default: return NULL;
+        }
+}
+
+static json_object *stat_with_schema(const struct kvm_stats_desc *d, json_object *value) {
+        _cleanup_json_ json_object *o = json_object_new_object();
+        const char *type = kvm_stats_type_to_string(d->flags), *unit = kvm_stats_unit_to_string(d->flags);
+        int r = 0;
+
+        if (!o || !type || !unit) {
+                json_object_put(value);
+                return NULL; /* a kind this agent can't interpret: left out rather than misread */
+        }
+        r |= json_add_string(o, "type", type);
+        r |= json_add_string(o, "unit", unit);
+        r |= json_add_int(o, "base", (d->flags & KVM_STATS_BASE_MASK) == KVM_STATS_BASE_POW2 ? 2 : 10);
+        r |= json_add_int(o, "exponent", d->exponent);
+        if ((d->flags & KVM_STATS_TYPE_MASK) == KVM_STATS_TYPE_LINEAR_HIST)
+                r |= json_add_uint(o, "bucket_size", d->bucket_size);
+        r |= json_add(o, d->size == 1 ? "value" : "values", value);
+        return r < 0 ? NULL : TAKE_PTR(o);
+}
+
+int kvm_stats_read_json(int stats_fd, bool schema, json_object **ret) {
         _cleanup_json_ json_object *o = json_object_new_object();
         _cleanup_free_ uint8_t *descs = NULL;
         _cleanup_free_ uint64_t *values = NULL;
@@ -66,7 +109,17 @@ int kvm_stats_read_json(int stats_fd, json_object **ret) {
                         for (uint16_t k = 0; v && k < d->size; k++)
                                 json_object_array_add(v, json_object_new_uint64(values[k]));
                 }
-                if (!v || json_add(o, name, v) < 0)
+                if (!v)
+                        return -ENOMEM;
+                if (schema) {
+                        v = stat_with_schema(d, v);
+                        if (!v) {
+                                if (kvm_stats_type_to_string(d->flags) && kvm_stats_unit_to_string(d->flags))
+                                        return -ENOMEM;
+                                continue;
+                        }
+                }
+                if (json_add(o, name, v) < 0)
                         return -ENOMEM;
         }
         *ret = TAKE_PTR(o);

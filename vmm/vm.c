@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apicv.h"
 #include "arch/x86/cpuid.h"
 #include "kvm.h"
 #include "memslot.h"
@@ -299,6 +300,9 @@ static int vm_create_internal(VmSpec *spec, bool load_boot, Vm **ret, JsonError 
         if (r < 0)
                 return json_error_set(e, "$.memory", "KVM_SET_USER_MEMORY_REGION failed: %s", strerror(-r));
         r = setup_irqchip(vm, e);
+        if (r < 0)
+                return r;
+        r = apicv_setup_x2apic_api(vm->vm_fd, spec, e);
         if (r < 0)
                 return r;
         r = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
@@ -977,7 +981,7 @@ int vm_status_json(Vm *vm, json_object **ret) {
         return 0;
 }
 
-int vm_stats_json(Vm *vm, json_object **ret) {
+int vm_stats_json(Vm *vm, bool schema, json_object **ret) {
         _cleanup_json_ json_object *o = json_object_new_object();
         json_object *vcpus, *stats;
         int r;
@@ -991,7 +995,7 @@ int vm_stats_json(Vm *vm, json_object **ret) {
                 if (vm->stats_fd < 0)
                         return vm->stats_fd;
         }
-        r = kvm_stats_read_json(vm->stats_fd, &stats);
+        r = kvm_stats_read_json(vm->stats_fd, schema, &stats);
         if (r < 0)
                 return r;
         r = json_add(o, "vm", stats);
@@ -1009,7 +1013,7 @@ int vm_stats_json(Vm *vm, json_object **ret) {
                 }
                 if (v->stats_fd < 0)
                         return -EOPNOTSUPP;
-                r = kvm_stats_read_json(v->stats_fd, &stats);
+                r = kvm_stats_read_json(v->stats_fd, schema, &stats);
                 if (r < 0)
                         return r;
                 if (json_add_uint(c, "index", i) < 0 || json_add(c, "stats", stats) < 0)

@@ -134,7 +134,8 @@ typedef int (*VcpuCallFn)(Vcpu *v, void *userdata);
 int vm_vcpu_call(Vm *vm, unsigned index, VcpuCallFn fn, void *userdata, int timeout_ms);
 
 int vm_status_json(Vm *vm, json_object **ret);
-int vm_stats_json(Vm *vm, json_object **ret);
+/* {"vm": stats, "vcpus": [{"index", "stats"}]}; schema: see kvm_stats_read_json(). */
+int vm_stats_json(Vm *vm, bool schema, json_object **ret);
 const char *vm_state_to_string(VmState s);
 const char *vcpu_state_to_string(VcpuState s);
 /* Process exit status for a VM that ended this way (docs/vmm-protocol.md). */

@@ -117,7 +117,8 @@ def cli_end_to_end_with_events():
     check(counter in listing and "running" in listing, listing)
     stats = agent.ctl("vm", "stats", counter, check=0).stdout
     check("vcpu0" in stats, stats)
-    agent.ctl("vm", "stop", counter, check=0)
+    # options after the VM, as the usage line writes them
+    agent.ctl("vm", "stop", counter, "--timeout", "5", check=0)
     check_eq(get(agent, counter).json["state"], "stopped")
     agent.ctl("vm", "delete", counter, check=0)
     check_eq(get(agent, counter).status, 404)

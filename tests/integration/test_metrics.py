@@ -134,6 +134,76 @@ def vms_by_state_and_vmm_liveness():
     agent.request("DELETE", "/v1/vms/metrics-counter")
 
 
+def promtool_check(text):
+    if not shutil.which("promtool"):
+        skip("promtool (Debian package prometheus) is not installed")
+    p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(),
+          "promtool: rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr))
+
+
+@test
+def kvm_binary_stats_per_vm_and_vcpu():
+    """Two running VMs: every KVM stat is one family with both VMs' samples; vCPU exits grow while
+    the guest runs; time stats are in seconds; histograms are histograms; promtool accepts it."""
+    names = ["metrics-stats-a", "metrics-stats-b"]
+    uuids = {}
+    for name, vcpus in zip(names, (1, 2)):
+        spec = {"name": name, "vcpus": vcpus, "memory": "2MiB",
+                "boot": {"kernel": os.path.join(BUILD, "guests", "counter.elf")}}
+        r = agent.request("POST", "/v1/vms", spec)
+        check_eq(r.status, 201, r)
+        uuids[name] = r.json["uuid"]
+        check_eq(agent.request("POST", "/v1/vms/%s/start" % name).status, 200)
+    try:
+        stats = agent.request("GET", "/v1/vms/%s/stats" % names[0]).json
+        text = metrics().raw
+        s = samples(text)
+
+        def labels(name, vcpu=None):
+            l = {("vm_uuid", uuids[name]), ("vm_name", name)}
+            if vcpu is not None:
+                l.add(("vcpu", str(vcpu)))
+            return frozenset(l)
+
+        exits = "kvmfleet_kvm_vcpu_exits_total"
+        check(exits in text and "# TYPE %s counter" % exits in text, "no vCPU exits counter")
+        check_eq(text.count("# TYPE %s " % exits), 1)
+        for name, vcpus in zip(names, (1, 2)):
+            for v in range(vcpus):
+                check((exits, labels(name, v)) in s, "no exits sample for %s vcpu %d" % (name, v))
+        check(("kvmfleet_kvm_vm_remote_tlb_flush_total", labels(names[0])) in s or
+              any(k[0].startswith("kvmfleet_kvm_vm_") and k[1] == labels(names[0]) for k in s),
+              "no VM-level stat for %s" % names[0])
+        # the same value the VMM reports through /stats (a counter only grows between the two reads)
+        raw_exits = stats["vcpus"][0]["stats"]["exits"]
+        check(s[(exits, labels(names[0], 0))] >= raw_exits, (s[(exits, labels(names[0], 0))], raw_exits))
+        # KVM's ns stats in seconds; the halt histograms as histograms with +Inf and _count
+        for k in s:
+            check(not k[0].endswith("_ns") and not k[0].endswith("_ns_total"), "unconverted unit in %s" % k[0])
+        if "halt_wait_hist" in stats["vcpus"][0]["stats"]:
+            check("# TYPE kvmfleet_kvm_vcpu_halt_wait_seconds histogram" in text, "halt_wait_hist not a histogram")
+            check(("kvmfleet_kvm_vcpu_halt_wait_seconds_bucket", labels(names[0], 0) | {("le", "+Inf")}) in s)
+            check(("kvmfleet_kvm_vcpu_halt_wait_seconds_sum", labels(names[0], 0)) in s, "no _sum from halt_wait_ns")
+        check_eq(s[("kvmfleet_kvm_stats_scrape_failures", frozenset())], 0)
+        promtool_check(text)
+        # the guest keeps running: its exits counter moves
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            later = samples(metrics().raw).get((exits, labels(names[0], 0)), 0)
+            if later > s[(exits, labels(names[0], 0))]:
+                break
+            time.sleep(0.1)
+        check(later > s[(exits, labels(names[0], 0))], "exits did not grow")
+        # a stopped VM leaves the stats
+        check_eq(agent.request("POST", "/v1/vms/%s/stop" % names[1]).status, 200)
+        s = samples(metrics().raw)
+        check(not [k for k in s if ("vm_name", names[1]) in k[1]], "stopped VM still has KVM stats")
+    finally:
+        for name in names:
+            agent.request("DELETE", "/v1/vms/%s?force=true" % name)
+
+
 @test
 def request_log_lines_carry_request_id():
     r = agent.request("GET", "/v1/host")
@@ -144,6 +214,39 @@ def request_log_lines_carry_request_id():
         time.sleep(0.05)
     lines = [l for l in agent.log().splitlines() if rid in l]
     check(lines and "REQUEST_ID=" + rid in lines[0] and "/v1/host" in lines[0], "log lines: %r" % lines)
+
+
+@test
+def vm_and_memslot_log_lines_carry_journal_fields():
+    """Every action on a VM is logged with VM_UUID and VM_NAME (and MEMSLOT for memslot changes),
+    plus the REQUEST_ID of the request that caused it, so journalctl can select on any of them."""
+    spec = {"name": "metrics-fields", "vcpus": 1, "memory": "2MiB",
+            "boot": {"kernel": os.path.join(BUILD, "guests", "hello.elf"), "cmdline": "halt=1"}}
+    r = agent.request("POST", "/v1/vms", spec)
+    check_eq(r.status, 201, r)
+    uuid = r.json["uuid"]
+    try:
+        r = agent.request("POST", "/v1/vms/metrics-fields/start")
+        check_eq(r.status, 200, r)
+        start_rid = r.headers.get("X-Request-Id")
+        r = agent.request("POST", "/v1/vms/metrics-fields/memslots", {"gpa": "1GiB", "size": "2MiB"})
+        check_eq(r.status, 201, r)
+        slot = r.json["slot"]
+        slot_rid = r.headers.get("X-Request-Id")
+
+        def lines_with(*needles):
+            return [l for l in agent.log().splitlines() if all(n in l for n in needles)]
+
+        deadline = time.time() + 5
+        while time.time() < deadline and not lines_with("MEMSLOT=%d" % slot):
+            time.sleep(0.05)
+        started = lines_with("VM_UUID=" + uuid, "VM_NAME=metrics-fields", "REQUEST_ID=" + start_rid)
+        check(started, "no start line with VM_UUID, VM_NAME and REQUEST_ID:\n%s" % agent.log()[-3000:])
+        created = lines_with("VM_UUID=" + uuid, "MEMSLOT=%d" % slot, "REQUEST_ID=" + slot_rid, "memslot_create")
+        check(created, "no memslot line with VM_UUID, MEMSLOT and REQUEST_ID:\n%s" % agent.log()[-3000:])
+        check(not lines_with("REQUEST_ID=" + start_rid, "MEMSLOT="), "context leaked into another request")
+    finally:
+        agent.request("DELETE", "/v1/vms/metrics-fields?force=true")
 
 
 def with_report(report, fn):

@@ -72,6 +72,44 @@ TEST(full_spec_round_trips_canonically) {
         vm_spec_free(s2);
 }
 
+TEST(x2apic_api_flags_round_trip_and_need_a_lapic) {
+        VmSpec *s = NULL, *s2 = NULL;
+        json_object *j = NULL;
+        JsonError e;
+        ASSERT_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT
+                            ",\"irqchip\":\"split\",\"x2apic_api\":{\"use_32bit_ids\":true}}",
+                            &s, &e),
+                      0);
+        CHECK(s->x2apic_use_32bit_ids);
+        CHECK(!s->x2apic_disable_broadcast_quirk);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK_CONTAINS(json_to_string(j), "\"x2apic_api\":{\"use_32bit_ids\":true,\"disable_broadcast_quirk\":false}");
+        ASSERT_EQ_INT(vm_spec_from_json(j, &s2, &e), 0);
+        CHECK(s2->x2apic_use_32bit_ids);
+        json_object_put(j);
+        vm_spec_free(s);
+        vm_spec_free(s2);
+
+        /* All flags off: the canonical form leaves the object out. */
+        ASSERT_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT
+                            ",\"x2apic_api\":{\"use_32bit_ids\":false}}",
+                            &s, &e),
+                      0);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK(!strstr(json_to_string(j), "x2apic_api"));
+        json_object_put(j);
+        vm_spec_free(s);
+
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT
+                     ",\"irqchip\":\"none\",\"x2apic_api\":{\"disable_broadcast_quirk\":true}}",
+                     "$.x2apic_api", "in-kernel LAPIC");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"x2apic_api\":{\"ids\":true}}",
+                     "$.x2apic_api.ids", "unknown field");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT
+                     ",\"x2apic_api\":{\"use_32bit_ids\":1}}",
+                     "$.x2apic_api.use_32bit_ids", "boolean");
+}
+
 TEST(bad_fields_name_their_path) {
         expect_error("{\"name\":\"a\",\"vcpus\":0,\"memory\":\"64MiB\"," BOOT "}", "$.vcpus", "between 1 and 255");
         expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"2TiB\"," BOOT "}", "$.memory", "between 2MiB and 1TiB");

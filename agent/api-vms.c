@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "snapshot.h"
 #include "json-util.h"
 #include "str-util.h"
 
@@ -59,6 +60,11 @@ int api_vms_create(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 return api_vms_create_xml(m, req, resp);
         if (http_body_json(req, resp, &body) < 0)
                 return 0;
+        if (json_object_is_type(body, json_type_object) && json_object_object_get_ex(body, "restore_from", NULL)) {
+                if (vms_restore(m, body, req->actor, &r, &e) < 0)
+                        return reply_vm_error(resp, &e);
+                return reply_record(resp, 201, r);
+        }
         if (vms_create(m, body, req->actor, &r, &e) < 0)
                 return reply_vm_error(resp, &e);
         return reply_record(resp, 201, r);

@@ -32,6 +32,7 @@ static const Route routes[] = {
         { "POST", "/v1/vms/{id}/pause", api_vm_action, false },
         { "POST", "/v1/vms/{id}/resume", api_vm_action, false },
         { "POST", "/v1/vms/{id}/restart", api_vm_action, false },
+        { "POST", "/v1/vms/{id}/snapshot", api_vm_snapshot, false },
         { "GET", "/v1/vms/{id}/console", api_vm_console, false },
         { "GET", "/v1/vms/{id}/stats", api_vm_stats, false },
         { "GET", "/v1/vms/{id}/memslots", api_memslots_list, false },

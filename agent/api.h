@@ -29,6 +29,7 @@ int api_vm_delete(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_action(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_console(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_vm_stats(Manager *m, HttpRequest *req, HttpResponse *resp);
+int api_vm_snapshot(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslots_list(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslots_create(Manager *m, HttpRequest *req, HttpResponse *resp);
 int api_memslot_get(Manager *m, HttpRequest *req, HttpResponse *resp);

@@ -3,6 +3,7 @@ AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/schema.o
 AGENT_LIBS := $(call pkg_libs,libmicrohttpd json-c libsystemd sqlite3 libxml-2.0) -lm
 # Objects the agent takes from other components (the VM spec, the VMM control client).
 AGENT_EXTRA_OBJS := $(BUILD)/vmm/spec.o $(BUILD)/vmm/control-client.o $(BUILD)/vmm/memslot-rules.o
+AGENT_EXTRA_OBJS += $(BUILD)/vmm/snapshot-manifest.o
 
 BINARIES += $(BUILD)/kvmfleetd
 

@@ -68,6 +68,8 @@ typedef struct VmRuntime {
         uint64_t handled_generation; /* an operation already accounted for this exit */
         uint64_t restarts[RESTART_HISTORY]; /* monotonic times of automatic restarts (op_lock) */
         unsigned n_restarts;
+        const char *restore_dir; /* the next spawn restores this snapshot (op_lock) */
+        bool restore_paused;
         sd_event_source *src;    /* main loop only */
 } VmRuntime;
 
@@ -557,7 +559,14 @@ static int spawn_vmm(Manager *m, VmRuntime *rt, const VmRecord *r, pid_t *ret_pi
 
         char *argv[] = { m->config->vmm_binary, (char *) "--spec-fd", (char *) "3", (char *) "--control", ctl,
                          (char *) "--status-file", status, (char *) "--log-level",
-                         (char *) log_level_to_string(log_get_max_level()), NULL };
+                         (char *) log_level_to_string(log_get_max_level()), NULL, NULL, NULL, NULL };
+        if (rt->restore_dir) {
+                size_t n = ELEMENTSOF(argv) - 4;
+                argv[n++] = (char *) "--restore";
+                argv[n++] = (char *) rt->restore_dir;
+                if (rt->restore_paused)
+                        argv[n++] = (char *) "--paused";
+        }
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, null_fd, 0);
         posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
@@ -862,6 +871,20 @@ int vms_start(Manager *m, const char *id, const char *actor, VmRecord **ret, VmE
         return finish(m, rt, do_start(m, rt, actor, "start", e), ret, e);
 }
 
+int vms_start_restored(Manager *m, const char *id, const char *dir, bool paused, const char *actor, VmRecord **ret,
+                       VmError *e) {
+        VmRuntime *rt;
+        int k = with_vm(m, id, &rt, e);
+        if (k < 0)
+                return k;
+        rt->restore_dir = dir;
+        rt->restore_paused = paused;
+        k = do_start(m, rt, actor, "restore", e);
+        rt->restore_dir = NULL;
+        rt->restore_paused = false;
+        return finish(m, rt, k, ret, e);
+}
+
 int vms_stop(Manager *m, const char *id, int timeout_s, bool force, const char *actor, VmRecord **ret, VmError *e) {
         VmRuntime *rt;
         int k = with_vm(m, id, &rt, e);
@@ -989,7 +1012,8 @@ static uint64_t host_memory(void) {
         return pages > 0 && size > 0 ? (uint64_t) pages * (uint64_t) size : 0;
 }
 
-int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret, VmError *e) {
+static int create_internal(Manager *m, json_object *body, bool check_files, const char *actor, VmRecord **ret,
+                           VmError *e) {
         _cleanup_vm_spec_ VmSpec *spec = NULL;
         _cleanup_json_ json_object *canon = NULL;
         JsonError je = { .path = "" };
@@ -997,7 +1021,7 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
         int k;
 
         k = vm_spec_from_json(body, &spec, &je);
-        if (k >= 0)
+        if (k >= 0 && check_files)
                 k = vm_spec_check_files(spec, &je);
         if (k < 0) {
                 json_object_put(e->details);
@@ -1068,6 +1092,14 @@ int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret,
         vm_log(LOG_INFO, 0, uuid, spec->name, "VM %s defined (%u vCPUs, %llu bytes)", spec->name, spec->vcpus,
                (unsigned long long) spec->memory);
         return 0;
+}
+
+int vms_create(Manager *m, json_object *body, const char *actor, VmRecord **ret, VmError *e) {
+        return create_internal(m, body, true, actor, ret, e);
+}
+
+int vms_create_restored(Manager *m, json_object *spec, const char *actor, VmRecord **ret, VmError *e) {
+        return create_internal(m, spec, false, actor, ret, e);
 }
 
 int vms_control(Manager *m, const char *id, const char *method, json_object *params, json_object **ret, VmError *e) {

@@ -40,6 +40,12 @@ int vms_reconcile(Manager *m);
 /* Each returns 0 and the VM's record, or -errno with *e filled (status, code, message). */
 int vms_create(Manager *m, json_object *spec, const char *actor, VmRecord **ret, VmError *e);
 int vms_start(Manager *m, const char *id, const char *actor, VmRecord **ret, VmError *e);
+/* For a restore (agent/snapshot.h): vms_create() without the boot-file check (a restored VM does not
+ * boot), and a start whose VMM restores dir (kvmfleet-vmm --restore) instead of booting, paused or
+ * running; its event is "restore". */
+int vms_create_restored(Manager *m, json_object *spec, const char *actor, VmRecord **ret, VmError *e);
+int vms_start_restored(Manager *m, const char *id, const char *dir, bool paused, const char *actor, VmRecord **ret,
+                       VmError *e);
 /* timeout_s < 0: the configured stop_timeout. force: SIGKILL without asking. */
 int vms_stop(Manager *m, const char *id, int timeout_s, bool force, const char *actor, VmRecord **ret, VmError *e);
 int vms_pause(Manager *m, const char *id, const char *actor, VmRecord **ret, VmError *e);

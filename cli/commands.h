@@ -34,6 +34,8 @@ int cmd_vm_console(Client *c, int argc, char **argv);
 int cmd_vm_stats(Client *c, int argc, char **argv);
 int cmd_vm_define(Client *c, int argc, char **argv);
 int cmd_vm_dumpxml(Client *c, int argc, char **argv);
+int cmd_vm_snapshot(Client *c, int argc, char **argv);
+int cmd_vm_restore(Client *c, int argc, char **argv);
 int cmd_vm_apicv(Client *c, int argc, char **argv);
 int cmd_vm_lapic(Client *c, int argc, char **argv);
 int cmd_vm_nested_state(Client *c, int argc, char **argv);

@@ -1,5 +1,5 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
-VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
+VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
 	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
@@ -24,6 +24,8 @@ UNIT_TESTS += $(BUILD)/tests/test-memslot-rules
 $(BUILD)/tests/test-memslot-rules: $(BUILD)/vmm/memslot-rules.o
 $(BUILD)/tests/unit/test-memslot-rules.o: CFLAGS_ALL += -Ivmm
 
+UNIT_TESTS += $(BUILD)/tests/test-vmm-snapshot
+$(BUILD)/tests/test-vmm-snapshot: $(BUILD)/vmm/snapshot-manifest.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/memslot-rules.o
 UNIT_TESTS += $(BUILD)/tests/test-vmm-apicv
 $(BUILD)/tests/test-vmm-apicv: $(VMM_LIB_OBJS)
 UNIT_TESTS += $(BUILD)/tests/test-vmm-nested

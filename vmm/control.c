@@ -14,6 +14,7 @@
 #include "json-util.h"
 #include "memslot-control.h"
 #include "nested-control.h"
+#include "snapshot.h"
 #include "str-util.h"
 
 static int sockaddr_un_set(struct sockaddr_un *sa, const char *path) {
@@ -147,6 +148,31 @@ static int method_status(Vm *vm, json_object *id) {
         return reply_result(id, st);
 }
 
+static int method_snapshot(Vm *vm, json_object *id, json_object *params) {
+        static const char *const keys[] = { "dir", NULL };
+        const char *dir = NULL;
+        JsonError e = {};
+        int r;
+
+        if (!params)
+                return reply_error(id, "invalid_argument", "$.params.dir: is required");
+        if (json_check_keys(params, "$.params", keys, &e) < 0 || json_get_string(params, "$.params", "dir", true, &dir, &e) < 0)
+                return reply_error(id, "invalid_argument", "%s: %s", e.path, e.message);
+        r = vm_snapshot_save(vm, dir, &e);
+        if (r == -EBUSY)
+                return reply_error(id, "invalid_state", "%s", e.message);
+        if (r < 0 && streq(e.path, "$.dir") && (r == -EINVAL || r == -EEXIST || r == -ENOTDIR))
+                return reply_error(id, "invalid_argument", "%s: %s", e.path, e.message);
+        if (r < 0)
+                return reply_error(id, "snapshot_failed", "%s: %s", e.path, e.message[0] ? e.message : strerror(-r));
+        json_object *res = json_object_new_object();
+        if (!res || json_add_string(res, "dir", dir) < 0) {
+                json_object_put(res);
+                return -ENOMEM;
+        }
+        return reply_result(id, res);
+}
+
 static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
         static const char *const keys[] = { "id", "method", "params", NULL };
         json_object *id = NULL, *params = NULL;
@@ -199,6 +225,8 @@ static int dispatch(Vm *vm, json_object *req, ControlAction *action) {
         }
         if (streq(method, "console"))
                 return method_console(vm, id, params);
+        if (streq(method, "snapshot"))
+                return method_snapshot(vm, id, params);
         if (streq(method, "pause")) {
                 r = vm_pause(vm, CONTROL_PAUSE_TIMEOUT_MS);
                 if (r == -EBUSY)

@@ -19,6 +19,8 @@
 #include "kvm.h"
 #include "json-util.h"
 #include "log.h"
+#include "nested.h"
+#include "snapshot.h"
 #include "spec.h"
 #include "str-util.h"
 #include "vm.h"
@@ -32,24 +34,29 @@ typedef struct Args {
         const char *control_path;
         const char *console_path;
         const char *status_path;
+        const char *restore_dir;
+        bool start_paused;
         bool check_only;
 } Args;
 
 static void help(void) {
-        printf("Usage: kvmfleet-vmm (--spec FILE | --spec-fd N) --control PATH [OPTIONS]\n"
+        printf("Usage: kvmfleet-vmm (--spec FILE | --spec-fd N | --restore DIR) --control PATH [OPTIONS]\n"
                "Runs one KVM virtual machine described by a VM spec (JSON, API contract v1).\n\n"
                "  --spec FILE            read the spec from FILE\n"
                "  --spec-fd N            read the spec from file descriptor N\n"
                "  --control PATH         control socket (unix, SOCK_SEQPACKET, JSON; docs/vmm-protocol.md)\n"
                "  --console-socket PATH  unix stream socket that attaches to the serial console\n"
                "  --status-file PATH     write the final status JSON there when the VM ends\n"
+               "  --restore DIR          restore the snapshot in DIR (docs/snapshot.md) instead of booting; a spec\n"
+               "                         given as well may change only name, uuid, console and lifecycle actions\n"
+               "  --paused               start with the vCPUs paused\n"
                "  --check-spec           validate the spec and its files, print the canonical spec, exit\n"
                "  --log-level LEVEL      debug, info, notice, warning, err\n"
                "  --version\n");
 }
 
 static int parse_args(int argc, char **argv, Args *a) {
-        enum { ARG_SPEC = 0x100, ARG_SPEC_FD, ARG_CONTROL, ARG_CONSOLE, ARG_STATUS, ARG_CHECK, ARG_LOG, ARG_VERSION };
+        enum { ARG_SPEC = 0x100, ARG_SPEC_FD, ARG_CONTROL, ARG_CONSOLE, ARG_STATUS, ARG_CHECK, ARG_LOG, ARG_VERSION, ARG_RESTORE, ARG_PAUSED };
         static const struct option options[] = {
                 { "spec", required_argument, NULL, ARG_SPEC },
                 { "spec-fd", required_argument, NULL, ARG_SPEC_FD },
@@ -57,6 +64,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "console-socket", required_argument, NULL, ARG_CONSOLE },
                 { "status-file", required_argument, NULL, ARG_STATUS },
                 { "check-spec", no_argument, NULL, ARG_CHECK },
+                { "restore", required_argument, NULL, ARG_RESTORE },
+                { "paused", no_argument, NULL, ARG_PAUSED },
                 { "log-level", required_argument, NULL, ARG_LOG },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "help", no_argument, NULL, 'h' },
@@ -88,6 +97,12 @@ static int parse_args(int argc, char **argv, Args *a) {
                 case ARG_CHECK:
                         a->check_only = true;
                         break;
+                case ARG_RESTORE:
+                        a->restore_dir = optarg;
+                        break;
+                case ARG_PAUSED:
+                        a->start_paused = true;
+                        break;
                 case ARG_LOG: {
                         int l = log_level_from_string(optarg);
                         if (l < 0)
@@ -107,8 +122,12 @@ static int parse_args(int argc, char **argv, Args *a) {
         }
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument: %s", argv[optind]);
-        if (!a->spec_path == (a->spec_fd < 0))
-                return log_error_errno(EINVAL, "Exactly one of --spec or --spec-fd is required.");
+        if (a->spec_path && a->spec_fd >= 0)
+                return log_error_errno(EINVAL, "--spec and --spec-fd exclude each other.");
+        if (!a->restore_dir && !a->spec_path && a->spec_fd < 0)
+                return log_error_errno(EINVAL, "One of --spec, --spec-fd or --restore is required.");
+        if (a->restore_dir && a->check_only)
+                return log_error_errno(EINVAL, "--check-spec does not apply to --restore.");
         if (!a->control_path && !a->check_only)
                 return log_error_errno(EINVAL, "--control is required.");
         return 1;
@@ -133,6 +152,49 @@ static int read_spec(const Args *a, VmSpec **ret) {
                 return log_error_errno(r, "Invalid spec: %s: %s", e.path, e.message);
         if (r < 0)
                 return log_error_errno(r, "Failed to parse the spec: %m");
+        return 0;
+}
+
+/* Verifies the snapshot before any KVM object exists (docs/snapshot.md, "Compatibility"), and picks
+ * the spec: the snapshot's, or the one given if it describes the same machine. Refusals say which
+ * file or field; -EINVAL for a snapshot this host must not restore. */
+static int restore_prepare(const Args *a, SnapshotManifest **ret_manifest, VmSpec **ret_spec) {
+        _cleanup_(snapshot_manifest_freep) SnapshotManifest *m = NULL;
+        _cleanup_vm_spec_ VmSpec *snap_spec = NULL;
+        _cleanup_close_ int kvm_fd = -1;
+        char vendor[13];
+        JsonError e = {};
+        int r;
+
+        r = snapshot_verify_dir(a->restore_dir, &m, &snap_spec, &e);
+        if (r < 0) {
+                log_error_errno(r, "Refusing snapshot %s: %s: %s", a->restore_dir, e.path, e.message);
+                return -EINVAL;
+        }
+        snapshot_host_cpu_vendor(vendor);
+        r = kvm_open(&kvm_fd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open /dev/kvm: %m");
+        r = snapshot_manifest_check_host(m, vendor, (uint32_t) nested_state_max_size(kvm_fd), &e);
+        if (r < 0) {
+                log_error_errno(r, "Refusing snapshot %s: manifest.json: %s: %s", a->restore_dir, e.path, e.message);
+                return -EINVAL;
+        }
+        if (a->spec_path || a->spec_fd >= 0) {
+                VmSpec *given = NULL;
+                r = read_spec(a, &given);
+                if (r < 0)
+                        return -EIO;
+                r = snapshot_spec_compatible(snap_spec, given, &e);
+                if (r < 0) {
+                        vm_spec_free(given);
+                        log_error_errno(r, "Refusing snapshot %s: the spec's %s: %s", a->restore_dir, e.path, e.message);
+                        return -EINVAL;
+                }
+                *ret_spec = given;
+        } else
+                *ret_spec = TAKE_PTR(snap_spec);
+        *ret_manifest = TAKE_PTR(m);
         return 0;
 }
 
@@ -193,6 +255,7 @@ static int run(int argc, char **argv) {
         _cleanup_(vm_freep) Vm *vm = NULL;
         _cleanup_close_ int log_fd = -1, control_fd = -1, console_fd = -1, sig_fd = -1, ep = -1;
         _cleanup_free_ char *buf = NULL;
+        _cleanup_(snapshot_manifest_freep) SnapshotManifest *manifest = NULL;
         VmSpec *spec = NULL;
         JsonError e = {};
         Args a;
@@ -204,9 +267,15 @@ static int run(int argc, char **argv) {
         r = parse_args(argc, argv, &a);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
-        r = read_spec(&a, &spec);
-        if (r < 0)
-                return 1;
+        if (a.restore_dir) {
+                r = restore_prepare(&a, &manifest, &spec);
+                if (r < 0)
+                        return r == -EINVAL ? 3 : 1;
+        } else {
+                r = read_spec(&a, &spec);
+                if (r < 0)
+                        return 1;
+        }
 
         if (a.check_only) {
                 _cleanup_vm_spec_ VmSpec *s = spec;
@@ -238,7 +307,13 @@ static int run(int argc, char **argv) {
                 }
         }
 
-        r = vm_create(spec, &vm, &e);
+        r = a.restore_dir ? vm_create_for_restore(spec, &vm, &e) : vm_create(spec, &vm, &e);
+        if (r >= 0 && a.restore_dir) {
+                r = vm_snapshot_restore(vm, manifest, a.restore_dir, &e);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to restore %s: %s: %s", a.restore_dir, e.path, e.message), 1;
+                log_info("VM %s restored from %s.", vm->spec->name, a.restore_dir);
+        }
         if (r == -EINVAL)
                 return log_error_errno(r, "Invalid spec: %s: %s", e.path, e.message), 1;
         if (r < 0 && e.message[0])
@@ -276,6 +351,7 @@ static int run(int argc, char **argv) {
                 goto finish;
         }
 
+        vm->pause_requested = a.start_paused;
         r = vm_signals_init();
         if (r >= 0)
                 r = vm_start(vm);

@@ -224,7 +224,7 @@ static int host_memory_total(uint64_t *ret) {
         return 0;
 }
 
-int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
+static int vm_create_internal(VmSpec *spec, bool load_boot, Vm **ret, JsonError *e) {
         _cleanup_(vm_freep) Vm *vm = NULL;
         char sz[32];
         uint64_t host_total;
@@ -247,7 +247,7 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         vm->exit.vcpu = -1;
 
         /* Checks that need no KVM call come first. */
-        r = vm_spec_check_files(spec, e);
+        r = load_boot ? vm_spec_check_files(spec, e) : 0;
         if (r < 0)
                 return r;
         if (host_memory_total(&host_total) >= 0 && spec->memory > host_total)
@@ -278,7 +278,7 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         r = guest_memory_layout_ram(vm->mem);
         if (r < 0)
                 return r;
-        r = x86_boot_load(spec, vm->mem, &vm->boot, e);
+        r = load_boot ? x86_boot_load(spec, vm->mem, &vm->boot, e) : 0;
         if (r < 0)
                 return r;
 
@@ -332,6 +332,14 @@ int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
         serial_set_irq(vm->serial, serial_irq, vm);
         *ret = TAKE_PTR(vm);
         return 0;
+}
+
+int vm_create(VmSpec *spec, Vm **ret, JsonError *e) {
+        return vm_create_internal(spec, true, ret, e);
+}
+
+int vm_create_for_restore(VmSpec *spec, Vm **ret, JsonError *e) {
+        return vm_create_internal(spec, false, ret, e);
 }
 
 Vm *vm_free(Vm *vm) {
@@ -637,7 +645,7 @@ static void *vcpu_thread(void *userdata) {
         Vm *vm = v->vm;
         struct kvm_run *run = v->run;
         char name[16];
-        bool halted = false;
+        bool halted = v->state == VCPU_STATE_HALTED; /* restored from a snapshot that way */
 
         snprintf(name, sizeof name, "vcpu%u", v->index);
         pthread_setname_np(pthread_self(), name);
@@ -830,7 +838,8 @@ int vm_start(Vm *vm) {
         pthread_sigmask(SIG_SETMASK, &mask, &old);
 
         pthread_mutex_lock(&vm->lock);
-        vm->state = VM_STATE_RUNNING;
+        /* pause_requested before the start: the vCPUs park before their first KVM_RUN */
+        vm->state = vm->pause_requested ? VM_STATE_PAUSED : VM_STATE_RUNNING;
         vm->started_usec = now_usec();
         for (unsigned i = 0; i < vm->n_vcpus; i++) {
                 Vcpu *v = &vm->vcpus[i];

@@ -105,11 +105,15 @@ struct Vm {
 /* Everything up to the first KVM_RUN: VM, memory, irqchip, boot image, vCPUs. Takes spec. On failure
  * e says what (field-specific errors carry the spec path; KVM errors name the ioctl). */
 int vm_create(VmSpec *spec, Vm **ret, JsonError *e);
+/* vm_create() without the boot image (and without checking the boot files): memory stays zero, the
+ * vCPUs are created but their state is the caller's to set (vm/snapshot.h restores it). */
+int vm_create_for_restore(VmSpec *spec, Vm **ret, JsonError *e);
 Vm *vm_free(Vm *vm);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Vm *, vm_free);
 
 /* Installs the vCPU kick signal handler; call once before vm_start(), in the main thread. */
 int vm_signals_init(void);
+/* Starts the vCPU threads; with pause_requested set beforehand the VM starts paused. */
 int vm_start(Vm *vm);
 /* Parks every vCPU; returns when all are parked (or -ETIMEDOUT). -EBUSY when not running. */
 int vm_pause(Vm *vm, int timeout_ms);

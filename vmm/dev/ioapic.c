@@ -64,6 +64,24 @@ int ioapic_init(Ioapic *io, int vm_fd) {
         return routes_update_locked(io);
 }
 
+void ioapic_get_state(Ioapic *io, IoapicState *ret) {
+        pthread_mutex_lock(&io->lock);
+        *ret = (IoapicState){ .ioregsel = io->ioregsel, .id = io->id, .level = io->level };
+        memcpy(ret->redtbl, io->redtbl, sizeof ret->redtbl);
+        pthread_mutex_unlock(&io->lock);
+}
+
+int ioapic_set_state(Ioapic *io, const IoapicState *st) {
+        pthread_mutex_lock(&io->lock);
+        io->ioregsel = st->ioregsel;
+        io->id = st->id & 0xf;
+        io->level = st->level;
+        memcpy(io->redtbl, st->redtbl, sizeof io->redtbl);
+        int r = routes_update_locked(io);
+        pthread_mutex_unlock(&io->lock);
+        return r;
+}
+
 void ioapic_done(Ioapic *io) {
         pthread_mutex_destroy(&io->lock);
 }

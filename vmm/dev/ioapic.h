@@ -27,6 +27,18 @@ typedef struct Ioapic {
 } Ioapic;
 
 int ioapic_init(Ioapic *io, int vm_fd);
+
+/* The guest-visible registers, for snapshots (fixed-width, saved as is). */
+typedef struct IoapicState {
+        uint32_t ioregsel;
+        uint32_t id;
+        uint32_t level;
+        uint32_t reserved;
+        uint64_t redtbl[IOAPIC_PINS];
+} IoapicState;
+void ioapic_get_state(Ioapic *io, IoapicState *ret);
+/* Loads the registers and mirrors the redirection table into KVM's GSI routes. */
+int ioapic_set_state(Ioapic *io, const IoapicState *st);
 void ioapic_done(Ioapic *io);
 void ioapic_mmio(Ioapic *io, uint64_t offset, bool is_write, uint8_t *data, unsigned len);
 void ioapic_set_irq(Ioapic *io, unsigned pin, bool level);

@@ -148,6 +148,22 @@ static void update_irq_locked(Serial *s) {
         }
 }
 
+void serial_get_state(Serial *s, SerialState *ret) {
+        pthread_mutex_lock(&s->lock);
+        *ret = (SerialState){ .ier = s->ier, .lcr = s->lcr, .mcr = s->mcr, .scr = s->scr, .dll = s->dll,
+                              .dlm = s->dlm, .fcr = s->fcr, .thr_pending = s->thr_pending };
+        pthread_mutex_unlock(&s->lock);
+}
+
+void serial_set_state(Serial *s, const SerialState *st) {
+        pthread_mutex_lock(&s->lock);
+        s->ier = st->ier, s->lcr = st->lcr, s->mcr = st->mcr, s->scr = st->scr;
+        s->dll = st->dll, s->dlm = st->dlm, s->fcr = st->fcr, s->thr_pending = st->thr_pending != 0;
+        /* The interrupt controller's restored state already carries the line's level. */
+        s->irq_level = !(iir_locked(s) & IIR_NO_INT);
+        pthread_mutex_unlock(&s->lock);
+}
+
 static uint64_t now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

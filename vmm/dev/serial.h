@@ -32,6 +32,13 @@ int serial_add_output_fd(Serial *s, int fd);
 int serial_attach_client(Serial *s, int fd);
 void serial_detach_client(Serial *s, int fd);
 
+/* The UART registers, for snapshots (queued input and the output ring are not part of it). */
+typedef struct SerialState {
+        uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thr_pending;
+} SerialState;
+void serial_get_state(Serial *s, SerialState *ret);
+void serial_set_state(Serial *s, const SerialState *st);
+
 /* Port access at offset 0..7 from the base; data is 1 byte. */
 void serial_io(Serial *s, unsigned offset, bool is_write, uint8_t *data);
 /* Queues console input; returns how many bytes were accepted. */

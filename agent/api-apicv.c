@@ -139,6 +139,7 @@ static int apicv_view(Manager *m, const VmRecord *r, const char *ctl, json_objec
                 json_add_bool(sub, "cpu_supported", h.cpu_supported);
         else
                 json_add(sub, "cpu_supported", NULL);
+        json_add_bool(sub, "forced", h.forced);
         json_add_bool(sub, "effective", h.effective);
         if (host_kvm_policy(m, policy) >= 0 && json_object_object_get_ex(policy, "apicv", &apicv))
                 json_add(sub, "policy", json_object_get(apicv));

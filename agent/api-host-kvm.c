@@ -439,8 +439,13 @@ void host_kvm_apicv_state(HostApicv *ret) {
                 h.parameter = intel ? "kvm_intel.enable_apicv" : "kvm_amd.avic";
                 if (value)
                         h.parameter_on = kvm_param_truthy(value);
+                if (!intel) {
+                        _cleanup_free_ char *force = sysfs_param(h.vendor_module, "force_avic");
+                        h.forced = force && kvm_param_truthy(force);
+                }
         }
-        /* KVM turns the parameter off itself at load when the CPU lacks the feature. */
-        h.effective = h.parameter_on == 1 && h.cpu_supported != 0;
+        /* KVM turns the parameter off itself at load when the CPU lacks the feature, unless
+         * kvm_amd.force_avic makes it drive AVIC anyway (then it sets no DISABLED inhibit). */
+        h.effective = h.parameter_on == 1 && (h.cpu_supported != 0 || h.forced);
         *ret = h;
 }

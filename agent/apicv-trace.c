@@ -28,9 +28,15 @@
 #define EVENT_DIR "events/kvm/kvm_apicv_inhibit_changed"
 #define VMMS_MAX 256
 
-/* Linux 6.1 (arch/x86/include/asm/kvm_host.h, with the 6.1.y stable additions X2APIC and
- * LOGICAL_ID_ALIASED at the end); bit 0 is APICV_INHIBIT_REASON_DISABLE there. Used up to 6.8. */
+/* Linux 6.0 to 6.2 (arch/x86/include/asm/kvm_host.h, enum kvm_apicv_inhibit); bit 0 is spelled
+ * APICV_INHIBIT_REASON_DISABLE there. Checked against the BTF of Debian's 6.1.192 kernel: the 6.1.y
+ * stable updates did not add the later reasons. */
 static const char *const reasons_6_1[] = {
+        "DISABLED",  "HYPERV", "ABSENT", "BLOCKIRQ", "APIC_ID_MODIFIED", "APIC_BASE_MODIFIED", "NESTED", "IRQWIN",
+        "PIT_REINJ", "SEV",
+};
+/* Linux 6.3 to 6.8: PHYSICAL_ID_ALIASED went in after BLOCKIRQ, X2APIC and LOGICAL_ID_ALIASED at the end. */
+static const char *const reasons_6_3[] = {
         "DISABLED",           "HYPERV", "ABSENT", "BLOCKIRQ",  "PHYSICAL_ID_ALIASED", "APIC_ID_MODIFIED",
         "APIC_BASE_MODIFIED", "NESTED", "IRQWIN", "PIT_REINJ", "SEV",                 "X2APIC",
         "LOGICAL_ID_ALIASED",
@@ -81,6 +87,9 @@ void apicv_reason_table_for(const char *release, const char *format_text, ApicvR
         if (major > 6 || (major == 6 && minor >= 9)) {
                 snprintf(source, sizeof source, "built-in table for linux 6.9+ (running %.40s)", release);
                 table_fill(ret, reasons_6_9, ELEMENTSOF(reasons_6_9), source);
+        } else if (major == 6 && minor >= 3) {
+                snprintf(source, sizeof source, "built-in table for linux 6.3 to 6.8 (running %.40s)", release);
+                table_fill(ret, reasons_6_3, ELEMENTSOF(reasons_6_3), source);
         } else {
                 snprintf(source, sizeof source, "built-in table for linux 6.1 (running %.40s)", release);
                 table_fill(ret, reasons_6_1, ELEMENTSOF(reasons_6_1), source);

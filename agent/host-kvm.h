@@ -21,6 +21,7 @@ typedef struct HostApicv {
         const char *parameter;     /* "kvm_intel.enable_apicv", "kvm_amd.avic" or NULL */
         int parameter_on;          /* the parameter's effective value; -1 when absent */
         int cpu_supported;         /* the CPU feature; -1 when it can't be read */
+        bool forced;               /* kvm_amd.force_avic: AVIC on although CPUID lacks it */
         bool effective;            /* KVM uses APICv/AVIC for new VMs */
 } HostApicv;
 void host_kvm_apicv_state(HostApicv *ret);

@@ -36,9 +36,16 @@ TEST(reason_tables_follow_the_kernel) {
         apicv_reason_table_for("6.1.0-18-cloud-amd64", NULL, &t);
         CHECK_STREQ(apicv_reason_name(&t, 0), "DISABLED");
         CHECK_STREQ(apicv_reason_name(&t, 2), "ABSENT");
+        /* Debian's 6.1.192 (its BTF): no PHYSICAL_ID_ALIASED, PIT_REINJ is bit 8, SEV the last. */
+        CHECK_STREQ(apicv_reason_name(&t, 4), "APIC_ID_MODIFIED");
+        CHECK_STREQ(apicv_reason_name(&t, 8), "PIT_REINJ");
+        CHECK_STREQ(apicv_reason_name(&t, 9), "SEV");
+        CHECK(!apicv_reason_name(&t, 10));
+        CHECK(!apicv_reason_name(&t, 40));
+        apicv_reason_table_for("6.5.0", NULL, &t);
+        CHECK_STREQ(apicv_reason_name(&t, 4), "PHYSICAL_ID_ALIASED");
         CHECK_STREQ(apicv_reason_name(&t, 9), "PIT_REINJ");
         CHECK_STREQ(apicv_reason_name(&t, 11), "X2APIC");
-        CHECK(!apicv_reason_name(&t, 40));
         apicv_reason_table_for("6.12.0", NULL, &t);
         CHECK_STREQ(apicv_reason_name(&t, 11), "LOGICAL_ID_ALIASED");
         /* The format file's names win, in their order. */

@@ -13,13 +13,13 @@ result() { # name, status (0 = ok), details...
 }
 ctl() { kvmfleetctl --socket /run/kvmfleet/api.sock "$@"; }
 now() { cut -d' ' -f1 /proc/uptime; }
-# wait_console VM PATTERN SECONDS: until the VM's console has a line matching PATTERN
+# wait_console VM PATTERN SECONDS: until the VM's console has a line matching PATTERN; the deadline is
+# in uptime seconds because each kvmfleetctl call takes a noticeable part of a second under TCG
 wait_console() {
-        local i=0
-        while [ $i -lt $(($3 * 10)) ]; do
+        local deadline=$(($(cut -d. -f1 /proc/uptime) + $3))
+        while [ "$(cut -d. -f1 /proc/uptime)" -lt $deadline ]; do
                 ctl vm console "$1" 2>/dev/null | grep -q "$2" && return 0
                 sleep 0.1
-                i=$((i + 1))
         done
         return 1
 }
@@ -107,7 +107,7 @@ result restored_nested_state_json_vmcb_pa $? "$(head -c 600 /tmp/get-restored.js
 
 ctl vm resume l1r >/tmp/resume.out 2>&1
 result resume_restored $? "$(cat /tmp/resume.out)"
-wait_console l1r '^svm-l2: done$' 120
+wait_console l1r '^svm-l2: done$' 90
 rc=$?
 ctl vm console l1r | grep -q "^svm-l2: vmexit code=0x81 counter=$LOOPS\$"
 result l1_sees_vmmcall_exit_after_restore $((rc + $?)) "ticks at pause $before" "$(ctl vm console l1r 2>&1 | tail -4)"

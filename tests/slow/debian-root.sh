@@ -48,8 +48,20 @@ debroot_mount() {
                 mount --rbind /dev "$1/dev" && mount --make-rslave "$1/dev"
 }
 
+# Kills every process whose root directory is $1 (agents or VMMs a test started in the root and
+# lost track of): such a process would hold host resources, e.g. the tracefs instance, for later tests.
+debroot_kill_processes() {
+        local p root
+        root=$(realpath "$1") || return 0
+        for p in /proc/[0-9]*; do
+                [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ] && kill -KILL "${p#/proc/}" 2>/dev/null
+        done
+        return 0
+}
+
 debroot_umount() {
         local d
+        debroot_kill_processes "$1"
         for d in dev sys proc; do
                 mountpoint -q "$1/$d" && umount -R "$1/$d"
         done

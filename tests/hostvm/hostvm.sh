@@ -126,6 +126,7 @@ hostvm_run() {
                 cp -r "$src" "$tree$dst" || { hostvm_die "cannot copy $src"; return 1; }
         done
         cp "$script" "$tree/test.sh"
+        cp "$HOSTVM_TOP/tests/hostvm/guest/lib.sh" "$tree/lib.sh"
         mknod -m 600 "$tree/dev/console" c 5 1 2>/dev/null
         cat >"$tree/init" <<'INIT'
 #!/bin/busybox sh

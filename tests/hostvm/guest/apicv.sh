@@ -2,36 +2,12 @@
 # Phase "off": kvm_amd.avic=1 as asked (TCG's CPU has no AVIC, so KVM keeps it off). Phase "forced":
 # kvm_amd.force_avic=1, which makes KVM drive AVIC and honour every inhibit (not real AVIC: QEMU
 # ignores the AVIC controls, so only the inhibit bookkeeping is real).
-failed=0
-result() { # name, status (0 = ok), details...
-        local name=$1 st=$2
-        shift 2
-        if [ "$st" -eq 0 ]; then
-                echo "ok - $name"
-        else
-                for l in "$@"; do echo "# $l"; done
-                echo "not ok - $name"
-                failed=1
-        fi
-}
-ctl() { kvmfleetctl --socket /run/kvmfleet/api.sock "$@"; }
-param() { cat "/sys/module/$1/parameters/$2" 2>/dev/null; }
+. /lib.sh
 TRACEFS=/sys/kernel/tracing
 
 write_conf() { # extra [kvm] lines
         mkdir -p /etc/kvmfleet /var/lib/kvmfleet
         printf '[agent]\nvmm_binary = /usr/sbin/kvmfleet-vmm\nkvm_load_binary = /usr/sbin/kvmfleet-load\nvm_max_vcpus = 2\n\n[kvm]\n%s\n' "$1" >/etc/kvmfleet/kvmfleetd.conf
-}
-agent_start() {
-        rm -f /run/kvmfleet/api.sock
-        kvmfleetd -c /etc/kvmfleet/kvmfleetd.conf >>/tmp/agent.log 2>&1 &
-        agent_pid=$!
-        i=0
-        while [ ! -S /run/kvmfleet/api.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-}
-agent_stop() {
-        kill "$agent_pid" 2>/dev/null
-        wait "$agent_pid" 2>/dev/null
 }
 
 # Creates and starts VMs concurrently; each argument is NAME:IRQCHIP:REINJECT.

@@ -1,36 +1,7 @@
 # Runs inside the test host (busybox sh): kvmfleetd's /v1/host/kvm policy on modular kvm-amd.
-failed=0
-result() { # name, status (0 = ok), details...
-        local name=$1 st=$2
-        shift 2
-        if [ "$st" -eq 0 ]; then
-                echo "ok - $name"
-        else
-                for l in "$@"; do echo "# $l"; done
-                echo "not ok - $name"
-                failed=1
-        fi
-}
-ctl() { kvmfleetctl --socket /run/kvmfleet/api.sock "$@"; }
-param() { cat "/sys/module/$1/parameters/$2" 2>/dev/null; }
+. /lib.sh
 
-mkdir -p /etc/kvmfleet /var/lib/kvmfleet
-cat >/etc/kvmfleet/kvmfleetd.conf <<CONF
-[agent]
-log_level = debug
-vmm_binary = /usr/sbin/kvmfleet-vmm
-kvm_load_binary = /usr/sbin/kvmfleet-load
-vm_max_vcpus = 2
-
-[kvm]
-kvm_amd.nested = 1
-CONF
-kvmfleet-load -c /etc/kvmfleet/kvmfleetd.conf >/tmp/load.out 2>&1
-result modules_loaded_with_nested $(( $(param kvm_amd nested) != 1 )) "$(cat /tmp/load.out)"
-
-kvmfleetd -c /etc/kvmfleet/kvmfleetd.conf >/tmp/agent.log 2>&1 &
-i=0
-while [ ! -S /run/kvmfleet/api.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+nested_setup
 ctl health >/dev/null 2>&1
 result agent_answers $? "$(cat /tmp/agent.log)"
 

@@ -1,18 +1,6 @@
 # Runs inside the test host (busybox sh): kvmfleet-load against a real modular KVM on AMD svm.
 load=/usr/sbin/kvmfleet-load
-failed=0
-
-result() { # name, status (0 = ok), details...
-        local name=$1 st=$2
-        shift 2
-        if [ "$st" -eq 0 ]; then
-                echo "ok - $name"
-        else
-                for l in "$@"; do echo "# $l"; done
-                echo "not ok - $name"
-                failed=1
-        fi
-}
+. /lib.sh
 
 # run NAME ARGS...: runs kvmfleet-load from CPU 1, keeps its summary in /tmp/NAME.out and status in rc.
 run() {
@@ -31,7 +19,6 @@ pinned_trace() {
         echo "$line" | grep -q ' start=1 ' || return 1
         ! echo "$line" | sed 's/ start=1 / /' | grep -qE '=[1-9]'
 }
-param() { cat "/sys/module/$1/parameters/$2" 2>/dev/null; }
 
 [ -e /dev/kvm ]
 result no_kvm_before_load $((! $?)) "/dev/kvm exists before kvmfleet-load ran"

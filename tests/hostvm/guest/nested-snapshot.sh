@@ -1,51 +1,7 @@
 # Runs inside the test host (busybox sh): snapshot/restore of a VM whose L1 runs an L2.
-failed=0
-result() { # name, status (0 = ok), details...
-        local name=$1 st=$2
-        shift 2
-        if [ "$st" -eq 0 ]; then
-                echo "ok - $name"
-        else
-                for l in "$@"; do echo "# $l"; done
-                echo "not ok - $name"
-                failed=1
-        fi
-}
-ctl() { kvmfleetctl --socket /run/kvmfleet/api.sock "$@"; }
-now() { cut -d' ' -f1 /proc/uptime; }
-# wait_console VM PATTERN SECONDS: until the VM's console has a line matching PATTERN; the deadline is
-# in uptime seconds because each kvmfleetctl call takes a noticeable part of a second under TCG
-wait_console() {
-        local deadline=$(($(cut -d. -f1 /proc/uptime) + $3))
-        while [ "$(cut -d. -f1 /proc/uptime)" -lt $deadline ]; do
-                ctl vm console "$1" 2>/dev/null | grep -q "$2" && return 0
-                sleep 0.1
-        done
-        return 1
-}
-ticks() { ctl vm console "$1" 2>/dev/null | grep -c '^l2 tick'; }
-# nested_get VM OUT: the nested state of vCPU 0 as text, and its VMCB address on stdout
-nested_get() {
-        ctl vm nested-state get "$1" 0 >"$2" 2>&1
-        sed -n 's/^VMCB: *\(0x[0-9a-f]*\)$/\1/p' "$2"
-}
+. /lib.sh
 
-mkdir -p /etc/kvmfleet /var/lib/kvmfleet
-cat >/etc/kvmfleet/kvmfleetd.conf <<CONF
-[agent]
-log_level = debug
-vmm_binary = /usr/sbin/kvmfleet-vmm
-kvm_load_binary = /usr/sbin/kvmfleet-load
-vm_max_vcpus = 2
-
-[kvm]
-kvm_amd.nested = 1
-CONF
-kvmfleet-load -c /etc/kvmfleet/kvmfleetd.conf >/tmp/load.out 2>&1
-result modules_loaded_with_nested $(( $(cat /sys/module/kvm_amd/parameters/nested) != 1 )) "$(cat /tmp/load.out)"
-kvmfleetd -c /etc/kvmfleet/kvmfleetd.conf >/tmp/agent.log 2>&1 &
-i=0
-while [ ! -S /run/kvmfleet/api.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+nested_setup
 
 LOOPS=${NESTED_LOOPS:-600000000}
 EVERY=${NESTED_EVERY:-6000000}

@@ -129,15 +129,13 @@ static int write_vm_kvm_stats(Manager *m, FILE *f) {
                         failed++;
                         continue;
                 }
+                /* stats first: json_add() takes it whatever happens, so nothing leaks on failure */
                 json_object *o = json_object_new_object();
-                if (!o || json_object_array_add(vms, o) < 0) {
+                if (!o || json_add(o, "stats", stats) < 0 || json_add_string(o, "uuid", rec->uuid) < 0 ||
+                    json_add_string(o, "name", rec->name) < 0 || json_object_array_add(vms, o) < 0) {
                         json_object_put(o);
-                        json_object_put(stats);
-                        r = -ENOMEM;
-                        break;
-                }
-                if (json_add_string(o, "uuid", rec->uuid) < 0 || json_add_string(o, "name", rec->name) < 0 ||
-                    json_add(o, "stats", stats) < 0) {
+                        if (!o)
+                                json_object_put(stats);
                         r = -ENOMEM;
                         break;
                 }

@@ -79,11 +79,10 @@ static void event_log(const char *actor, const char *object, const char *action,
                 snprintf(f_name, sizeof f_name, "VM_NAME=%s", json_object_get_string(v));
                 fields[n++] = f_name;
         }
-        if (detail && json_object_object_get_ex(detail, "memslot", &slot) &&
-            json_object_object_get_ex(slot, "slot", &v) && json_object_is_type(v, json_type_int)) {
-                snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
-                fields[n++] = f_slot;
-        } else if (detail && json_object_object_get_ex(detail, "slot", &v) && json_object_is_type(v, json_type_int)) {
+        /* the slot is in detail.memslot.slot (memslot changes) or detail.slot */
+        if (detail && !json_object_object_get_ex(detail, "memslot", &slot))
+                slot = detail;
+        if (detail && json_object_object_get_ex(slot, "slot", &v) && json_object_is_type(v, json_type_int)) {
                 snprintf(f_slot, sizeof f_slot, "MEMSLOT=%lld", (long long) json_object_get_int64(v));
                 fields[n++] = f_slot;
         }

@@ -109,6 +109,10 @@ out=$(ctl vm create --name svc --memory 2MiB --kernel /var/lib/hello.elf --cmdli
 result $? vm_starts_under_the_service "$out" "$(in_ct journalctl -b -u kvmfleetd --no-pager 2>&1 | tail -n 20)"
 uuid=$(ctl --json vm show svc 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])' 2>/dev/null)
 vmm1=$(ctl --json vm show svc 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["vmm"]["pid"])' 2>/dev/null)
+# the VMM the agent spawned stays inside the service's sandbox (seccomp filter, no new privileges)
+status=$(in_ct cat "/proc/$vmm1/status" 2>&1)
+echo "$status" | grep -q '^Seccomp:[[:space:]]*2' && echo "$status" | grep -q '^NoNewPrivs:[[:space:]]*1'
+result $? vmm_runs_sandboxed "vmm pid $vmm1" "$(echo "$status" | grep -E 'Seccomp|NoNewPrivs|Cap')"
 lines=$(in_ct journalctl -b --no-pager -o cat "VM_UUID=$uuid" 2>&1)
 [ -n "$uuid" ] && echo "$lines" | grep -q "started"
 result $? journal_selects_by_vm_uuid "uuid=$uuid" "$lines"
@@ -117,13 +121,13 @@ result $? journal_selects_by_vm_uuid "uuid=$uuid" "$lines"
 out=$(in_ct systemctl restart kvmfleetd.service 2>&1)
 agent2=$(show kvmfleetd MainPID)
 state=$(ctl --json vm show svc 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["state"], d["vmm"]["pid"])' 2>/dev/null)
-[ -n "$vmm1" ] && [ "$agent2" != "$agent1" ] && [ "$state" = "running $vmm1" ] && in_ct /bin/sh -c "cd / && kill -0 $vmm1"
+[ -n "$vmm1" ] && [ "$agent2" != "$agent1" ] && [ "$state" = "running $vmm1" ] && in_ct /bin/sh -c "kill -0 $vmm1" 2>/dev/null
 result $? vm_survives_agent_restart "$out" "agent $agent1 -> $agent2, vm: $state (vmm was $vmm1)" \
         "$(in_ct journalctl -b --no-pager -o cat "VM_UUID=$uuid" 2>&1 | tail -n 10)"
 
 # a hung agent: the watchdog (4 s in this test) kills it, Restart=on-failure starts a new one
 restarts=$(show kvmfleetd NRestarts)
-in_ct /bin/sh -c "cd / && kill -STOP $agent2"
+in_ct /bin/sh -c "kill -STOP $agent2" 2>/dev/null
 agent3=
 for _ in $(seq 100); do
         sleep 0.2

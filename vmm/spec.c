@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "spec.h"
 
+#include <ctype.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sha256.h"
 #include "str-util.h"
 
 static const char *const irqchip_names[] = { "kernel", "split", "none", NULL };
@@ -340,6 +342,27 @@ static int parse_nics(json_object *arr, VmSpec *spec, JsonError *e) {
                         return json_error_set(e, fp, "must be a MAC address such as \"52:54:00:12:34:56\"");
         }
         return 0;
+}
+
+void vm_spec_nic_mac(const VmSpec *spec, size_t index, char ret[18]) {
+        if (index < spec->n_nics && spec->nics[index].mac) {
+                for (size_t i = 0; i < 17; i++)
+                        ret[i] = (char) tolower((unsigned char) spec->nics[index].mac[i]);
+                ret[17] = 0;
+                return;
+        }
+        /* A fleet has many hosts and no shared allocator: five hashed octets keep collisions between
+         * VMs as rare as 2^-40 per pair, where QEMU-style 52:54:00 prefixes leave only 24 bits. */
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char idx[24];
+        Sha256 h;
+        const char *id = spec->uuid ? spec->uuid : spec->name ? spec->name : "";
+        snprintf(idx, sizeof idx, "/nic/%zu", index);
+        sha256_init(&h);
+        sha256_update(&h, id, strlen(id));
+        sha256_update(&h, idx, strlen(idx));
+        sha256_final(&h, digest);
+        snprintf(ret, 18, "52:%02x:%02x:%02x:%02x:%02x", digest[0], digest[1], digest[2], digest[3], digest[4]);
 }
 
 static int parse_libvirt(json_object *obj, VmSpec *spec, JsonError *e) {

@@ -111,6 +111,11 @@ VmSpec *vm_spec_free(VmSpec *spec);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VmSpec *, vm_spec_free);
 #define _cleanup_vm_spec_ _cleanup_(vm_spec_freep)
 
+/* The MAC address of nic index: the spec's, or one derived stably from the VM's uuid (its name when
+ * there is none) and the index, locally administered and unicast (first octet 0x52). ret gets
+ * "xx:xx:xx:xx:xx:xx" in lowercase. */
+void vm_spec_nic_mac(const VmSpec *spec, size_t index, char ret[18]);
+
 /* Canonical form: every field present with its default, sizes as integer bytes. */
 int vm_spec_to_json(const VmSpec *spec, json_object **ret);
 

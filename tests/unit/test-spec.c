@@ -232,3 +232,25 @@ TEST(libvirt_fields_refused) {
         expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"libvirt\":{\"owner\":\"x\"}}",
                      "$.libvirt.owner", "unknown field");
 }
+
+TEST(nic_mac_from_spec_or_uuid) {
+        static const char text[] =
+                "{\"name\":\"n\",\"uuid\":\"0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c11\",\"memory\":\"16M\","
+                "\"boot\":{\"kernel\":\"/k\"},\"nics\":[{\"tap\":\"t0\",\"mac\":\"52:54:00:AB:cd:01\"},{\"tap\":\"t1\"},{\"tap\":\"t2\"}]}";
+        _cleanup_vm_spec_ VmSpec *spec = NULL;
+        JsonError e = {};
+        char a[18], b[18], c[18], again[18];
+        ASSERT_EQ_INT(vm_spec_from_string(text, sizeof text - 1, &spec, &e), 0);
+        vm_spec_nic_mac(spec, 0, a);
+        CHECK_STREQ(a, "52:54:00:ab:cd:01");
+        vm_spec_nic_mac(spec, 1, b);
+        vm_spec_nic_mac(spec, 2, c);
+        CHECK(strcmp(b, c) != 0);
+        CHECK(strncmp(b, "52:", 3) == 0 && strlen(b) == 17);
+        vm_spec_nic_mac(spec, 1, again);
+        CHECK_STREQ(b, again);
+        free(spec->uuid);
+        spec->uuid = strdup("0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c12");
+        vm_spec_nic_mac(spec, 1, again);
+        CHECK(strcmp(b, again) != 0);
+}

@@ -235,7 +235,7 @@ TEST(libvirt_fields_refused) {
 
 TEST(nic_mac_from_spec_or_uuid) {
         static const char text[] =
-                "{\"name\":\"n\",\"uuid\":\"0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c11\",\"memory\":\"16M\","
+                "{\"name\":\"n\",\"uuid\":\"0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c11\",\"memory\":\"16MiB\","
                 "\"boot\":{\"kernel\":\"/k\"},\"nics\":[{\"tap\":\"t0\",\"mac\":\"52:54:00:AB:cd:01\"},{\"tap\":\"t1\"},{\"tap\":\"t2\"}]}";
         _cleanup_vm_spec_ VmSpec *spec = NULL;
         JsonError e = {};

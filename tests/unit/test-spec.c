@@ -235,12 +235,15 @@ TEST(libvirt_fields_refused) {
 
 TEST(nic_mac_from_spec_or_uuid) {
         static const char text[] =
-                "{\"name\":\"n\",\"uuid\":\"0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c11\",\"memory\":\"16MiB\","
+                "{\"name\":\"n\",\"vcpus\":1,\"uuid\":\"0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c11\",\"memory\":\"16MiB\","
                 "\"boot\":{\"kernel\":\"/k\"},\"nics\":[{\"tap\":\"t0\",\"mac\":\"52:54:00:AB:cd:01\"},{\"tap\":\"t1\"},{\"tap\":\"t2\"}]}";
         _cleanup_vm_spec_ VmSpec *spec = NULL;
         JsonError e = {};
         char a[18], b[18], c[18], again[18];
-        ASSERT_EQ_INT(vm_spec_from_string(text, sizeof text - 1, &spec, &e), 0);
+        int r = vm_spec_from_string(text, sizeof text - 1, &spec, &e);
+        if (r < 0)
+                printf("# %s: %s\n", e.path, e.message);
+        ASSERT_EQ_INT(r, 0);
         vm_spec_nic_mac(spec, 0, a);
         CHECK_STREQ(a, "52:54:00:ab:cd:01");
         vm_spec_nic_mac(spec, 1, b);

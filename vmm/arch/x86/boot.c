@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch/x86/mptable.h"
 #include "fd-util.h"
 #include "macro.h"
 
@@ -125,6 +126,24 @@ int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const ch
         if (cmdline_len)
                 memcpy(dst, cmdline, cmdline_len);
         return 0;
+}
+
+int x86_boot_mptable_write(GuestMemory *m, unsigned n_vcpus) {
+        const X86MpConfig cfg = {
+                .n_cpus = n_vcpus,
+                .irq0_pin = X86_BOOT_IRQ0_PIN,
+                .cpu_signature = 0x600, /* family 6: the MP specification's "integrated APIC" generation */
+                .cpu_features = (1u << 0) | (1u << 9), /* FPU, APIC */
+        };
+        size_t size = x86_mptable_size(&cfg), written;
+        void *dst;
+
+        if (X86_BOOT_MPTABLE + size > 0x100000)
+                return -E2BIG;
+        dst = guest_memory_gpa_to_hva(m, X86_BOOT_MPTABLE, size);
+        if (!dst)
+                return -EFAULT;
+        return x86_mptable_build(&cfg, X86_BOOT_MPTABLE, dst, size, &written);
 }
 
 /* Reads a whole file of at most max bytes into a fresh buffer. */
@@ -301,6 +320,11 @@ int x86_boot_load(const VmSpec *spec, GuestMemory *m, X86Boot *ret, JsonError *e
         r = x86_gdt_build(m);
         if (r < 0)
                 return json_error_set(e, "$.boot", "cannot write the GDT: %s", strerror(-r));
+        if (spec->boot_kind == VM_BOOT_KERNEL && spec->irqchip != VM_IRQCHIP_NONE) {
+                r = x86_boot_mptable_write(m, spec->vcpus);
+                if (r < 0)
+                        return json_error_set(e, "$.vcpus", "cannot write the MP table: %s", strerror(-r));
+        }
         b.zero_page = X86_BOOT_ZERO_PAGE;
         *ret = b;
         return 0;

@@ -26,6 +26,7 @@
 #define X86_BOOT_CMDLINE_MAX 0x1000ULL
 #define X86_BOOT_AREA_END (X86_BOOT_CMDLINE + X86_BOOT_CMDLINE_MAX) /* raw long-mode images start above */
 #define X86_BOOT_EBDA 0x9fc00ULL
+#define X86_BOOT_MPTABLE 0xf0000ULL /* in [EBDA, 1MiB), which the e820 map reserves */
 #define X86_BOOT_KERNEL_ADDR 0x100000ULL /* bzImage protected-mode part */
 #define X86_BOOT_DEFAULT_CMDLINE "console=ttyS0"
 
@@ -55,6 +56,13 @@ int x86_gdt_build(GuestMemory *m);
  * guests), e820 map, command line pointer, initrd. */
 int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const char *cmdline, uint64_t initrd_addr,
                         uint64_t initrd_size);
+
+/* The IOAPIC pin the in-kernel PIT's IRQ 0 reaches (KVM's default GSI routing), as the MP table
+ * tells the guest. */
+#define X86_BOOT_IRQ0_PIN 2
+/* The MP table (vmm/arch/x86/mptable.h) for n_vcpus at X86_BOOT_MPTABLE. x86_boot_load() writes it for
+ * kernel boots with an in-kernel LAPIC (irqchip kernel or split). */
+int x86_boot_mptable_write(GuestMemory *m, unsigned n_vcpus);
 
 /* Loads the spec's boot files into guest memory and writes the boot structures. Errors name the
  * spec field in e. */

@@ -1,6 +1,6 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
 VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
-	vmm/arch/x86/boot.c vmm/arch/x86/mptable.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
+	vmm/arch/x86/boot.c vmm/arch/x86/mptable.c vmm/arch/x86/acpi.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
 
@@ -15,7 +15,7 @@ $(BUILD)/kvmfleet-vmm: $(VMM_OBJS) $(LIB_A)
 UNIT_TESTS += $(BUILD)/tests/test-spec $(BUILD)/tests/test-vmm-boot $(BUILD)/tests/test-vmm-serial \
 	$(BUILD)/tests/test-vmm-control-client
 $(BUILD)/tests/test-spec: $(BUILD)/vmm/spec.o
-$(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/arch/x86/mptable.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o \
+$(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/arch/x86/mptable.o $(BUILD)/vmm/arch/x86/acpi.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o \
 	$(BUILD)/vmm/memslot-rules.o
 $(BUILD)/tests/test-vmm-serial: $(BUILD)/vmm/dev/serial.o
 $(BUILD)/tests/test-vmm-control-client: $(BUILD)/vmm/control-client.o
@@ -32,3 +32,5 @@ UNIT_TESTS += $(BUILD)/tests/test-vmm-nested
 $(BUILD)/tests/test-vmm-nested: $(BUILD)/vmm/nested-state.o
 UNIT_TESTS += $(BUILD)/tests/test-vmm-mptable
 $(BUILD)/tests/test-vmm-mptable: $(BUILD)/vmm/arch/x86/mptable.o
+UNIT_TESTS += $(BUILD)/tests/test-vmm-tap
+$(BUILD)/tests/test-vmm-tap: $(BUILD)/vmm/dev/tap.o

@@ -1,6 +1,7 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
 VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
-	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
+	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c \
+	vmm/irq.c vmm/dev/pci.c vmm/dev/msix.c vmm/dev/virtqueue.c vmm/dev/virtio-pci.c vmm/dev/virtio-blk.c vmm/dev/virtio-rng.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
 

@@ -275,7 +275,9 @@ int vm_memslot_move(Vm *vm, uint32_t slot, uint16_t as_id, uint64_t new_gpa, boo
                 return apply_failed(e, r, "move", slot, step);
         if (s->role == MEMSLOT_ROLE_RAM && force)
                 memslot_guest_impact_move(&t.infos[i], new_gpa, e->guest_impact, sizeof e->guest_impact);
+        guest_memory_write_lock(vm->mem); /* device threads translate addresses through the table */
         s->gpa = new_gpa;
+        guest_memory_write_unlock(vm->mem);
         memslot_to_info(s, ret);
         return 0;
 }

@@ -1,6 +1,6 @@
 # Test guests: freestanding, built to build/guests/NAME.elf (64-bit, long mode with paging) and
 # build/guests/hello16.bin (raw, real mode at 0x8000).
-GUESTS := hello memtouch counter reset mailbox lapic svm-l2 pcienum
+GUESTS := hello memtouch counter reset mailbox lapic svm-l2 pcienum vblk
 GUEST_CC ?= gcc
 GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib -fno-pic -fno-pie -no-pie -static \
 	-mno-red-zone -mgeneral-regs-only -fno-stack-protector -fno-asynchronous-unwind-tables -m64 \

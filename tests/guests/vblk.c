@@ -7,7 +7,10 @@
  *   vblk: flush status X
  *   vblk: id status X serial <serial>
  *   vblk: pba XXXXXXXX            (MSI-X disabled: the queue's vector is left pending)
- * With "evil=1" on the command line it then submits a descriptor outside guest RAM and prints the
+ * With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X
+ * and unmasks it: "vblk: msix masked pba X irr 0", then "vblk: msix unmasked pba 00000000 irr 1"
+ * (the pending interrupt delivered through KVM at unmask; interrupts stay disabled, so it waits in
+ * the LAPIC's IRR). With "evil=1" on the command line it then submits a descriptor outside guest RAM and prints the
  * device status it reads back ("vblk: evil status X"). Leaves through debug-exit with code 0, or 1
  * when a step failed ("vblk: FAIL ..."). */
 #include "guest.h"
@@ -33,7 +36,8 @@ static struct {
 static uint8_t data[512] __attribute__((aligned(512)));
 static volatile uint8_t req_status;
 
-static uint64_t common, notify, isr_addr, devcfg, pba;
+static uint64_t common, notify, isr_addr, devcfg, pba, msix_table;
+static uint8_t msix_cap;
 static uint32_t notify_mult;
 static uint16_t avail_idx, used_seen;
 
@@ -114,8 +118,10 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         for (uint8_t p = pci_read8(slot, 0x34); p; p = pci_read8(slot, p + 1)) {
                 uint8_t id = pci_read8(slot, p);
                 if (id == 0x11) {
-                        uint32_t pba_reg = pci_read32(slot, p + 8);
+                        uint32_t table_reg = pci_read32(slot, p + 4), pba_reg = pci_read32(slot, p + 8);
+                        msix_table = bar[table_reg & 7] + (table_reg & ~7u);
                         pba = bar[pba_reg & 7] + (pba_reg & ~7u);
+                        msix_cap = p;
                         continue;
                 }
                 if (id != 0x09)
@@ -202,6 +208,31 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         put_hexw(mmio_r32(pba), 8);
         putc_raw('\n');
 
+        if (cmdline_get(boot_params, "msix", 0)) {
+                /* Interrupts stay disabled (IF=0): a delivered MSI shows up in the LAPIC's IRR. */
+                const unsigned vector = 0x45;
+                volatile uint32_t *apic = (volatile uint32_t *) 0xfee00000UL;
+                apic[0xf0 / 4] = 0x1ff; /* software-enable, spurious vector 0xff */
+                uint64_t entry = msix_table + 16 * 1;
+                mmio_w32(entry + 0, 0xfee00000u); /* destination APIC id 0, physical */
+                mmio_w32(entry + 4, 0);
+                mmio_w32(entry + 8, vector); /* fixed, edge */
+                pci_write16(slot, msix_cap + 2, 0x8000); /* MSI-X enable; vector 1 is still masked */
+                puts_raw("vblk: msix masked pba ");
+                put_hexw(mmio_r32(pba), 8);
+                puts_raw(" irr ");
+                put_dec((apic[(0x200 + 0x10 * (vector / 32)) / 4] >> (vector % 32)) & 1);
+                putc_raw('\n');
+                mmio_w32(entry + 12, 0); /* unmask: the pending vector is delivered now */
+                puts_raw("vblk: msix unmasked pba ");
+                put_hexw(mmio_r32(pba), 8);
+                puts_raw(" irr ");
+                unsigned irr = 0;
+                for (unsigned spin = 0; spin < 100000 && !irr; spin++)
+                        irr = (apic[(0x200 + 0x10 * (vector / 32)) / 4] >> (vector % 32)) & 1;
+                put_dec(irr);
+                putc_raw('\n');
+        }
         if (cmdline_get(boot_params, "evil", 0)) {
                 /* a data buffer far outside guest RAM: the device must refuse the whole queue */
                 unsigned status = submit_ex(0, 0, 512, 1, 0x7f00000000ULL, 1);

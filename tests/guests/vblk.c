@@ -11,7 +11,8 @@
  * and unmasks it: "vblk: msix masked pba X irr 0", then "vblk: msix unmasked pba 00000000 irr 1"
  * (the pending interrupt delivered through KVM at unmask; interrupts stay disabled, so it waits in
  * the LAPIC's IRR). With "evil=1" on the command line it then submits a descriptor outside guest RAM and prints the
- * device status it reads back ("vblk: evil status X"). Leaves through debug-exit with code 0, or 1
+ * device status it reads back ("vblk: evil status X"). With "halt=1" it prints "vblk: halting" and
+ * halts instead of leaving, the device still bound. Leaves through debug-exit with code 0, or 1
  * when a step failed ("vblk: FAIL ..."). */
 #include "guest.h"
 #include "pci.h"
@@ -239,6 +240,10 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
                 puts_raw("vblk: evil status ");
                 put_dec(status);
                 putc_raw('\n');
+        }
+        if (cmdline_get(boot_params, "halt", 0)) {
+                puts_raw("vblk: halting\n");
+                halt_forever();
         }
         debug_exit(0);
 }

@@ -31,3 +31,9 @@ UNIT_TESTS += $(BUILD)/tests/test-vmm-apicv
 $(BUILD)/tests/test-vmm-apicv: $(VMM_LIB_OBJS)
 UNIT_TESTS += $(BUILD)/tests/test-vmm-nested
 $(BUILD)/tests/test-vmm-nested: $(BUILD)/vmm/nested-state.o
+
+# Device models (vmm/dev/): the virtqueue alone, PCI + MSI-X, virtio-blk requests on a temp file.
+UNIT_TESTS += $(BUILD)/tests/test-vmm-virtqueue $(BUILD)/tests/test-vmm-pci $(BUILD)/tests/test-vmm-virtio-blk
+$(BUILD)/tests/test-vmm-virtqueue: $(BUILD)/vmm/dev/virtqueue.o
+$(BUILD)/tests/test-vmm-pci: $(BUILD)/vmm/dev/pci.o $(BUILD)/vmm/dev/msix.o
+$(BUILD)/tests/test-vmm-virtio-blk: $(VMM_LIB_OBJS)

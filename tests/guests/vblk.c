@@ -7,7 +7,9 @@
  *   vblk: flush status X
  *   vblk: id status X serial <serial>
  *   vblk: pba XXXXXXXX            (MSI-X disabled: the queue's vector is left pending)
- * With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X
+ * With "ring=1" it negotiates VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX too, sends
+ * every request through an indirect table and prints "vblk: avail_event N" (what the device asked
+ * for next: 6 after the six requests). With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X
  * and unmasks it: "vblk: msix masked pba X irr 0", then "vblk: msix unmasked pba 00000000 irr 1"
  * (the pending interrupt delivered through KVM at unmask; interrupts stay disabled, so it waits in
  * the LAPIC's IRR). With "evil=1" on the command line it then submits a descriptor outside guest RAM and prints the
@@ -36,6 +38,8 @@ static struct {
 } req_hdr __attribute__((aligned(16)));
 static uint8_t data[512] __attribute__((aligned(512)));
 static volatile uint8_t req_status;
+static struct desc indirect_table[3] __attribute__((aligned(16)));
+static int use_ring_features; /* "ring=1": EVENT_IDX and INDIRECT_DESC negotiated, requests indirect */
 
 static uint64_t common, notify, isr_addr, devcfg, pba, msix_table;
 static uint8_t msix_cap;
@@ -78,6 +82,12 @@ static unsigned submit_ex(uint32_t type, uint64_t sector, uint32_t data_len, int
         }
         ring_desc[n - 1].next = (uint16_t) n;
         ring_desc[n] = (struct desc){ (uint64_t) (uintptr_t) &req_status, 1, 2, 0 };
+        if (use_ring_features) {
+                /* the same chain, from an indirect table */
+                for (unsigned i = 0; i <= n; i++)
+                        indirect_table[i] = ring_desc[i];
+                ring_desc[0] = (struct desc){ (uint64_t) (uintptr_t) indirect_table, (uint32_t) (16 * (n + 1)), 4, 0 };
+        }
         ring_avail[2 + (avail_idx % QSIZE)] = 0;
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         avail_idx++;
@@ -147,8 +157,9 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         mmio_w32(common + 0x00, 1);
         if (!(mmio_r32(common + 0x04) & VIRTIO_F_VERSION_1_HI))
                 fail("VERSION_1 not offered");
+        use_ring_features = (int) cmdline_get(boot_params, "ring", 0);
         mmio_w32(common + 0x08, 0);
-        mmio_w32(common + 0x0c, 0);
+        mmio_w32(common + 0x0c, use_ring_features ? (1u << 28) | (1u << 29) : 0);
         mmio_w32(common + 0x08, 1);
         mmio_w32(common + 0x0c, VIRTIO_F_VERSION_1_HI);
         mmio_w8(common + 0x14, 1 | 2 | 8);
@@ -205,6 +216,11 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         putc_raw('\n');
         put_status("unknown type", submit(0x55, 0, 0, 0, 0));
         putc_raw('\n');
+        if (use_ring_features) {
+                puts_raw("vblk: avail_event ");
+                put_dec(ring_used[1 + 2 * QSIZE] & 0xffff);
+                putc_raw('\n');
+        }
         puts_raw("vblk: pba ");
         put_hexw(mmio_r32(pba), 8);
         putc_raw('\n');

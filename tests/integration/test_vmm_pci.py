@@ -222,6 +222,21 @@ def guest_drives_virtio_blk_irqchip_split():
 
 
 @test
+def guest_drives_virtio_blk_with_indirect_and_event_idx():
+    v, content = vblk_run("kernel", "ring=1", name="ring")
+    out = v.out
+    check("vblk: read status 0 data %s\n" % SECTOR0.decode() in out, out)
+    check("vblk: write status 0\n" in out, out)
+    check("vblk: id status 0 serial KVMFLEET-SERIAL-0001\n" in out, out)
+    check("vblk: unknown type status 2\n" in out, out)
+    check("vblk: avail_event 6\n" in out, "the device asks for a kick at the next request: " + out)
+    check_eq(content[512:512 + 15], b"written by vblk")
+    dev = v.final_status()["devices"][0]
+    check_eq(dev["features"], (1 << 32) | (1 << 28) | (1 << 29))
+    check_eq(dev["requests"], 6)
+
+
+@test
 def readonly_disk_refuses_guest_writes():
     v, content = vblk_run("kernel", readonly=True, name="ro")
     check("vblk: read status 0 data %s\n" % SECTOR0.decode() in v.out, v.out)

@@ -2,6 +2,7 @@
 #include "dev/virtio-pci.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -614,7 +615,12 @@ int virtio_pci_new(const VirtioPciEnv *env, const VirtioDeviceOps *ops, void *de
         if (r < 0)
                 goto fail;
         t->on_bus = true;
+        /* the I/O thread takes no signals: the main thread reads them from a signalfd */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         r = -pthread_create(&t->thread, NULL, io_thread, t);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0)
                 goto fail;
         t->thread_started = true;

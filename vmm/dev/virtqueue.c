@@ -97,6 +97,17 @@ int virtqueue_pop(Virtqueue *vq, VirtqElement *ret) {
 
         uint16_t avail_idx = READ_ONCE(avail[1]);
         uint16_t pending = (uint16_t) (avail_idx - vq->last_avail_idx);
+        if (pending == 0 && vq->event_idx) {
+                /* With EVENT_IDX the driver kicks only when avail passes avail_event: ask for the next
+                 * one, then look again for what it may have added before it saw the request. */
+                uint16_t *used = used_ring(vq);
+                if (!used)
+                        return -EFAULT;
+                WRITE_ONCE(used[2 + 4 * vq->size], vq->last_avail_idx);
+                __atomic_thread_fence(__ATOMIC_SEQ_CST);
+                avail_idx = READ_ONCE(avail[1]);
+                pending = (uint16_t) (avail_idx - vq->last_avail_idx);
+        }
         if (pending == 0)
                 return 0;
         if (pending > vq->size)

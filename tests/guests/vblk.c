@@ -6,7 +6,7 @@
  *   vblk: write status X
  *   vblk: flush status X
  *   vblk: id status X serial <serial>
- *   vblk: pba XXXXXXXX            (MSI-X disabled: the queue's vector is left pending)
+ *   vblk: pba HHHHHHHH            (hex; MSI-X disabled: the queue's vector is left pending)
  * With "ring=1" it negotiates VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX too, sends
  * every request through an indirect table and prints "vblk: avail_event N" (what the device asked
  * for next: 6 after the six requests). With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X

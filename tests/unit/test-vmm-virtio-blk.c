@@ -19,7 +19,9 @@ static uint8_t buf[4 * 512];
 static uint8_t status;
 
 static void make_image(void) {
-        snprintf(image, sizeof image, "/tmp/test-vmm-virtio-blk.XXXXXX");
+        /* mkstemp's template: six 'X' at the end */
+        snprintf(image, sizeof image, "/tmp/test-vmm-virtio-blk.%6s", "");
+        memset(image + strlen(image) - 6, 'X', 6);
         int fd = mkstemp(image);
         if (fd < 0)
                 return;

@@ -166,7 +166,7 @@ def dirty_log_bench(agent, rounds):
     run.close()
     os.close(vcpu)
     os.close(raw_vm)
-    print("dirty log of a 1 GiB slot (262144 pages) through REST vs the raw ioctls on the same VM, median / p99 us")
+    print("dirty log of a 1 GiB slot (262144 pages) through REST vs the raw ioctls on a VM of the bench's own with the same slot, median / p99 us")
     for label, r_, x in (("clean, get (%d runs)" % len(clean_raw), clean_raw, clean_rest),
                          ("every page dirty, get + clear (%d runs)" % len(full_raw), full_raw, full_rest)):
         mr, mx = statistics.median(r_), statistics.median(x)

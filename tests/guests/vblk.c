@@ -7,7 +7,8 @@
  *   vblk: flush status X
  *   vblk: id status X serial <serial>
  *   vblk: pba HHHHHHHH            (hex; MSI-X disabled: the queue's vector is left pending)
- * With "ring=1" it negotiates VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX too, sends
+ * With "early=1" the first request is queued and kicked before DRIVER_OK is set (as Linux's hwrng
+ * does while probing): the device must serve it once DRIVER_OK comes. With "ring=1" it negotiates VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX too, sends
  * every request through an indirect table and prints "vblk: avail_event N" (what the device asked
  * for next: 6 after the six requests). With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X
  * and unmasks it: "vblk: msix masked pba X irr 0", then "vblk: msix unmasked pba 00000000 irr 1"
@@ -39,6 +40,7 @@ static struct {
 static uint8_t data[512] __attribute__((aligned(512)));
 static volatile uint8_t req_status;
 static struct desc indirect_table[3] __attribute__((aligned(16)));
+static int driver_ok_after_kick; /* "early=1": the first request is kicked before DRIVER_OK */
 static int use_ring_features; /* "ring=1": EVENT_IDX and INDIRECT_DESC negotiated, requests indirect */
 
 static uint64_t common, notify, isr_addr, devcfg, pba, msix_table;
@@ -94,6 +96,13 @@ static unsigned submit_ex(uint32_t type, uint64_t sector, uint32_t data_len, int
         ring_avail[1] = avail_idx;
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         mmio_w16(notify, 0); /* queue 0, notify_off 0 */
+        if (driver_ok_after_kick) {
+                driver_ok_after_kick = 0;
+                /* give the device time to see the kick while it is not live yet */
+                for (unsigned i = 0; i < 2000; i++)
+                        (void) mmio_r8(common + 0x14);
+                mmio_w8(common + 0x14, 1 | 2 | 8 | 4);
+        }
         for (unsigned long spin = 0; evil && spin < 100000; spin++) {
                 uint8_t status = mmio_r8(common + 0x14);
                 if (status & 64)
@@ -180,7 +189,9 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
         mmio_w32(common + 0x34, (uint32_t) (u >> 32));
         notify += (uint64_t) mmio_r16(common + 0x1e) * notify_mult;
         mmio_w16(common + 0x1c, 1);
-        mmio_w8(common + 0x14, 1 | 2 | 8 | 4);
+        driver_ok_after_kick = (int) cmdline_get(boot_params, "early", 0);
+        if (!driver_ok_after_kick)
+                mmio_w8(common + 0x14, 1 | 2 | 8 | 4);
 
         uint64_t capacity = mmio_r32(devcfg) | ((uint64_t) mmio_r32(devcfg + 4) << 32);
         puts_raw("vblk: slot ");

@@ -237,6 +237,13 @@ def guest_drives_virtio_blk_with_indirect_and_event_idx():
 
 
 @test
+def request_kicked_before_driver_ok_is_served():
+    v, _ = vblk_run("split", "early=1", name="early")
+    check("vblk: read status 0 data %s\n" % SECTOR0.decode() in v.out, v.out)
+    check("vblk: write status 0\n" in v.out, v.out)
+
+
+@test
 def readonly_disk_refuses_guest_writes():
     v, content = vblk_run("kernel", readonly=True, name="ro")
     check("vblk: read status 0 data %s\n" % SECTOR0.decode() in v.out, v.out)

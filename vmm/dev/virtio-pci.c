@@ -191,6 +191,12 @@ void virtio_pci_reset(VirtioPci *t) {
         pthread_mutex_unlock(&t->lock);
 }
 
+static void kick(VirtioPci *t, unsigned q) {
+        uint64_t one = 1;
+        if (q < t->ops->n_queues)
+                (void) !write(t->queues[q].kick_fd, &one, sizeof one);
+}
+
 static void status_write_locked(VirtioPci *t, uint8_t v) {
         uint8_t old = t->status;
         if (v == 0) {
@@ -210,8 +216,15 @@ static void status_write_locked(VirtioPci *t, uint8_t v) {
                         return;
                 }
                 int r = t->ops->activate ? t->ops->activate(t, t->dev, t->driver_features) : 0;
-                if (r < 0)
+                if (r < 0) {
                         virtio_pci_device_error(t, r, "activation failed");
+                        return;
+                }
+                /* A driver may queue buffers and kick before DRIVER_OK (Linux's hwrng does while
+                 * probing); those kicks were dropped, so look at every enabled queue once now. */
+                for (unsigned q = 0; q < t->ops->n_queues; q++)
+                        if (t->queues[q].enabled)
+                                kick(t, q);
         }
 }
 
@@ -396,11 +409,6 @@ static void common_access_locked(VirtioPci *t, unsigned off, bool is_write, uint
 
 /* ---- BAR accesses ---- */
 
-static void kick(VirtioPci *t, unsigned q) {
-        uint64_t one = 1;
-        if (q < t->ops->n_queues)
-                (void) !write(t->queues[q].kick_fd, &one, sizeof one);
-}
 
 static void virtio_bar_access(PciDevice *d, unsigned bar, uint64_t offset, bool is_write, uint8_t *data, unsigned len) {
         VirtioPci *t = d->userdata;

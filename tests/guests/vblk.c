@@ -7,7 +7,8 @@
  *   vblk: flush status X
  *   vblk: id status X serial <serial>
  *   vblk: pba HHHHHHHH            (hex; MSI-X disabled: the queue's vector is left pending)
- * With "early=1" the first request is queued and kicked before DRIVER_OK is set (as Linux's hwrng
+ * With "move=1" BAR 0 is moved to 0xe0000000 before anything else ("vblk: bar0 moved to e0000000"),
+ * so the queue kicks must reach the device at the new address. With "early=1" the first request is queued and kicked before DRIVER_OK is set (as Linux's hwrng
  * does while probing): the device must serve it once DRIVER_OK comes. With "ring=1" it negotiates VIRTIO_RING_F_INDIRECT_DESC and VIRTIO_RING_F_EVENT_IDX too, sends
  * every request through an indirect table and prints "vblk: avail_event N" (what the device asked
  * for next: 6 after the six requests). With "msix=1" it then programs MSI-X vector 1 to LAPIC vector 0x45 while masked, enables MSI-X
@@ -135,6 +136,16 @@ void guest_main(uint64_t vcpu, const uint8_t *boot_params, uint64_t n_vcpus) {
                 fail("no virtio-blk function");
         uint64_t bar[2] = { pci_read32(slot, 0x10) & ~0xfu, pci_read32(slot, 0x14) & ~0xfu };
         pci_write16(slot, 0x04, 0x6); /* memory decoding, bus master */
+        if (cmdline_get(boot_params, "move", 0)) {
+                /* decode once at the assigned place, then move BAR 0 while decoding is off */
+                pci_write16(slot, 0x04, 0x0);
+                bar[0] = 0xe0000000u;
+                pci_write32(slot, 0x10, (uint32_t) bar[0]);
+                pci_write16(slot, 0x04, 0x6);
+                puts_raw("vblk: bar0 moved to ");
+                put_hexw(pci_read32(slot, 0x10), 8);
+                putc_raw('\n');
+        }
         for (uint8_t p = pci_read8(slot, 0x34); p; p = pci_read8(slot, p + 1)) {
                 uint8_t id = pci_read8(slot, p);
                 if (id == 0x11) {

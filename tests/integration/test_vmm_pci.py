@@ -209,6 +209,7 @@ def check_vblk(irqchip):
     check_eq(dev["status"], 15, "ACKNOWLEDGE|DRIVER|FEATURES_OK|DRIVER_OK")
     check_eq(dev["features"], 1 << 32, "VERSION_1 only")
     check(dev["interrupts"] >= 1, "MSI-X deliveries: %r" % dev)
+    check_eq(dev["notify_exits"], 0, "every kick went through the ioeventfd, none through the vCPU loop")
 
 
 @test
@@ -234,6 +235,16 @@ def guest_drives_virtio_blk_with_indirect_and_event_idx():
     dev = v.final_status()["devices"][0]
     check_eq(dev["features"], (1 << 32) | (1 << 28) | (1 << 29))
     check_eq(dev["requests"], 6)
+
+
+@test
+def moved_bar_keeps_kicks_off_the_vcpu_loop():
+    v, content = vblk_run("kernel", "move=1", name="move")
+    check("vblk: bar0 moved to e0000000\n" in v.out, v.out)
+    check("vblk: read status 0 data %s\n" % SECTOR0.decode() in v.out, v.out)
+    check_eq(content[512:512 + 15], b"written by vblk")
+    dev = v.final_status()["devices"][0]
+    check_eq(dev["notify_exits"], 0, "the ioeventfds followed BAR 0 to its new address")
 
 
 @test

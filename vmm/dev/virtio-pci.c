@@ -95,6 +95,7 @@ struct VirtioPci {
         bool thread_started;
         int stop_fd, epoll_fd;
         uint64_t requests, errors;
+        uint64_t notify_exits; /* kicks that came as MMIO exits instead of through an ioeventfd */
         char last_error[160];
 };
 
@@ -436,8 +437,10 @@ static void virtio_bar_access(PciDevice *d, unsigned bar, uint64_t offset, bool 
                         memset(data, 0, len);
         } else if (offset >= NOTIFY_OFFSET && offset < NOTIFY_OFFSET + (uint64_t) NOTIFY_MULTIPLIER * t->ops->n_queues) {
                 /* a kick KVM did not catch with the ioeventfd (not bound yet): same path */
-                if (is_write)
+                if (is_write) {
+                        t->notify_exits++;
                         kick(t, (unsigned) ((offset - NOTIFY_OFFSET) / NOTIFY_MULTIPLIER));
+                }
                 else
                         memset(data, 0, len);
         } else if (!is_write)
@@ -678,6 +681,7 @@ int virtio_pci_status_json(VirtioPci *t, json_object **ret) {
         r |= json_add_uint(o, "requests", __atomic_load_n(&t->requests, __ATOMIC_RELAXED));
         r |= json_add_uint(o, "errors", __atomic_load_n(&t->errors, __ATOMIC_RELAXED));
         r |= json_add_uint(o, "interrupts", t->msix.delivered);
+        r |= json_add_uint(o, "notify_exits", t->notify_exits);
         if (t->last_error[0])
                 r |= json_add_string(o, "last_error", t->last_error);
         if (t->ops->status_json)

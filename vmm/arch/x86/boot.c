@@ -10,6 +10,7 @@
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/mptable.h"
+#include "dev/pci.h"
 #include "fd-util.h"
 #include "macro.h"
 
@@ -128,6 +129,10 @@ int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const ch
                 memcpy(dst, cmdline, cmdline_len);
         return 0;
 }
+
+/* The DSDT's host bridge window is where the PCI bus assigns BARs. */
+_Static_assert(X86_ACPI_PCI_MMIO_START == PCI_MMIO_WINDOW_START && X86_ACPI_PCI_MMIO_END == PCI_MMIO_WINDOW_END,
+               "ACPI host bridge window and PCI BAR window agree");
 
 int x86_boot_platform_write(GuestMemory *m, unsigned n_vcpus, VmIrqchip irqchip) {
         const X86AcpiConfig acpi = {

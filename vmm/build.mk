@@ -43,3 +43,5 @@ $(BUILD)/tests/test-vmm-pci: $(BUILD)/vmm/dev/pci.o $(BUILD)/vmm/dev/msix.o
 $(BUILD)/tests/test-vmm-virtio-blk: $(VMM_LIB_OBJS)
 UNIT_TESTS += $(BUILD)/tests/test-vmm-virtio-net
 $(BUILD)/tests/test-vmm-virtio-net: $(VMM_LIB_OBJS)
+UNIT_TESTS += $(BUILD)/tests/test-vmm-acpi
+$(BUILD)/tests/test-vmm-acpi: $(BUILD)/vmm/arch/x86/acpi.o

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "arch/x86/boot.h"
+#include "arch/x86/acpi.h"
 #include "arch/x86/mptable.h"
 #include "test.h"
 
@@ -222,6 +223,8 @@ TEST(bzimage_load_writes_mptable) {
                 ASSERT(mpf);
                 if (i == 2) {
                         CHECK_EQ_INT(mpf->signature[0], 0);
+                        const struct boot_params *zp = guest_memory_gpa_to_hva(m, X86_BOOT_ZERO_PAGE, sizeof *zp);
+                        CHECK_EQ_U64(zp->acpi_rsdp_addr, 0);
                 } else {
                         CHECK(memcmp(mpf->signature, "_MP_", 4) == 0);
                         const MpConfigHeader *h = guest_memory_gpa_to_hva(m, mpf->config_table, sizeof *h);
@@ -240,6 +243,11 @@ TEST(bzimage_load_writes_mptable) {
                         }
                         CHECK(reserved);
                         CHECK(mpf->config_table + h->length <= 0x100000);
+                        /* ACPI: the RSDP where the zero page says, the MADT listing 3 processors */
+                        CHECK_EQ_U64(bp->acpi_rsdp_addr, X86_BOOT_ACPI);
+                        const AcpiRsdp *rsdp = guest_memory_gpa_to_hva(m, X86_BOOT_ACPI, sizeof *rsdp);
+                        ASSERT(rsdp);
+                        CHECK(memcmp(rsdp->signature, "RSD PTR ", 8) == 0);
                 }
                 guest_memory_free(m);
                 vm_spec_free(spec);

@@ -65,9 +65,9 @@ int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const ch
  * rerouting would leave its timer pin silent. */
 #define X86_BOOT_IRQ0_PIN 0
 /* The platform description for kernel boots with an in-kernel LAPIC (irqchip kernel or split), which
- * x86_boot_load() writes: ACPI tables (vmm/arch/x86/acpi.h) at X86_BOOT_ACPI, whose address it also
- * puts in the zero page, and the MP table (vmm/arch/x86/mptable.h) at X86_BOOT_MPTABLE for kernels
- * that read that instead. */
+ * x86_boot_load() writes: with more than one vCPU ACPI tables (vmm/arch/x86/acpi.h) at X86_BOOT_ACPI,
+ * whose address it also puts in the zero page; always the MP table (vmm/arch/x86/mptable.h) at
+ * X86_BOOT_MPTABLE for kernels that read that instead. */
 int x86_boot_platform_write(GuestMemory *m, unsigned n_vcpus, VmIrqchip irqchip);
 
 /* Loads the spec's boot files into guest memory and writes the boot structures. Errors name the

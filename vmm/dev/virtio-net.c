@@ -248,5 +248,16 @@ static const VirtioDeviceOps net_ops = {
 };
 
 int virtio_net_attach(VirtioNet *n, const VirtioPciEnv *env, VirtioPci **ret) {
-        return virtio_pci_new(env, &net_ops, n, ret);
+        VirtioPci *t;
+        int r = virtio_pci_new(env, &net_ops, n, &t);
+        if (r < 0)
+                return r;
+        /* Frames for the guest arrive on the tap whenever they like, not only after a kick. */
+        r = virtio_pci_watch_fd(t, n->tap_fd, VIRTIO_NET_RX_QUEUE);
+        if (r < 0) {
+                virtio_pci_free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
 }

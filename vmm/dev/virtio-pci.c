@@ -500,6 +500,16 @@ static const PciDeviceOps virtio_pci_device_ops = {
 
 /* ---- the I/O thread ---- */
 
+/* epoll data: a queue's kick eventfd is the queue index; a watched device fd sets this bit. */
+#define WATCHED_FD 0x80000000u
+
+int virtio_pci_watch_fd(VirtioPci *t, int fd, unsigned q) {
+        if (q >= t->ops->n_queues)
+                return -EINVAL;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u32 = WATCHED_FD | q };
+        return epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 static void *io_thread(void *userdata) {
         VirtioPci *t = userdata;
         char name[16];
@@ -519,7 +529,9 @@ static void *io_thread(void *userdata) {
                         unsigned q = ev[i].data.u32;
                         if (q == UINT32_MAX)
                                 return NULL;
-                        if (read(t->queues[q].kick_fd, &value, sizeof value) < 0)
+                        if (q & WATCHED_FD)
+                                q &= ~WATCHED_FD;
+                        else if (read(t->queues[q].kick_fd, &value, sizeof value) < 0)
                                 continue;
                         pthread_mutex_lock(&t->lock);
                         if (queue_ready_locked(t, q) && t->ops->queue_notify) {

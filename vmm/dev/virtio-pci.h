@@ -113,6 +113,11 @@ void virtio_pci_notify_config(VirtioPci *t);
 int virtio_pci_device_error(VirtioPci *t, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Counts one request served, and whether it ended in an error reported to the guest. */
 void virtio_pci_count_request(VirtioPci *t, bool error);
+/* Calls ops->queue_notify(q) from the I/O thread whenever fd becomes readable (edge-triggered: the
+ * device must drain fd until EAGAIN, or until the queue has no buffer left, after which the guest's
+ * next kick of q resumes it). For a device whose input does not come from the guest, e.g. a tap. The
+ * transport does not own fd; the device keeps it open for the transport's lifetime. */
+int virtio_pci_watch_fd(VirtioPci *t, int fd, unsigned q);
 
 /* ---- for the VMM ---- */
 /* The device status register (0 while no driver has touched it). Thread-safe. */

@@ -34,7 +34,7 @@ rm -f "$work/img/bench.img"
 mapfile -t extra < <(virtio_host_files "$work/libs") || { echo "not ok - virtio: cannot gather QEMU and debugfs"; exit 1; }
 files=()
 for f in "${extra[@]}"; do files+=(--file "$f"); done
-echo "MODE=test VMMS=\"${VIRTIO_VMMS:-qemu vmm}\"" >"$work/virtio.env"
+echo "MODE=test VMMS=\"${VIRTIO_VMMS:-qemu vmm}\" ${VIRTIO_ENV:-}" >"$work/virtio.env"
 
 HOSTVM_MODULES="kvm kvm-amd tun" hostvm_run --timeout 900 --mem 1536 \
         --file "$root/boot/vmlinuz-$rel:/linux/vmlinuz" --file "$work/initrd.gz:/linux/initrd.gz" \

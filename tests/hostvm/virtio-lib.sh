@@ -6,7 +6,7 @@
 # The modules, in load order (each after what it needs, per modules.dep of 6.1): virtio-pci with its
 # transport libraries, virtio-blk, virtio-net with the failover pair, virtio-rng. ext4, jbd2, crc16
 # and crc32c are built into Debian's cloud kernel (CONFIG_EXT4_FS=y).
-VIRTIO_GUEST_MODULES="virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net virtio-rng"
+VIRTIO_GUEST_MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net virtio-rng"
 
 # virtio_guest_initrd ROOT REL OUT: writes the inner guest's initramfs to OUT.
 virtio_guest_initrd() {
@@ -24,6 +24,7 @@ virtio_guest_initrd() {
                 *) cp "$moddir/$path" "$tree/lib/modules/$m.ko" ;;
                 esac
         done
+        echo "$VIRTIO_GUEST_MODULES" >"$tree/lib/modules/load-order"
         mknod -m 600 "$tree/dev/console" c 5 1
         cat >"$tree/init" <<'INIT'
 #!/bin/busybox sh
@@ -32,7 +33,8 @@ virtio_guest_initrd() {
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk failover net_failover virtio_net virtio-rng; do
+echo "VT-UPTIME-INIT $(cut -d' ' -f1 /proc/uptime)"
+for m in $(cat /lib/modules/load-order); do
         insmod /lib/modules/$m.ko || echo "VT-INSMOD-FAILED $m"
 done
 mode=$(sed -n 's/.*kvft=\([a-z]*\).*/\1/p' /proc/cmdline)
@@ -90,7 +92,7 @@ bench)
         umount /mnt
         ;;
 esac
-echo "VT-END"
+echo "VT-END $(cut -d' ' -f1 /proc/uptime)"
 sync
 reboot -f
 INIT

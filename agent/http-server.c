@@ -216,10 +216,21 @@ static void describe_peer(const Listener *l, struct MHD_Connection *c, char *buf
                 snprintf(buf, n, "unix:unknown");
                 return;
         }
-        char pwbuf[1024];
-        struct passwd pw, *pwp = NULL;
-        getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &pwp);
-        snprintf(buf, n, "uid=%u(%s) pid=%d", (unsigned) cred.uid, pwp ? pwp->pw_name : "?", (int) cred.pid);
+        /* The user name costs a passwd lookup (NSS: open, read and parse /etc/passwd) per request; a
+         * client's uid repeats, so each server thread keeps the last answer for a minute. */
+        static __thread uid_t cached_uid;
+        static __thread uint64_t cached_at;
+        static __thread char cached_name[64];
+        uint64_t now = now_monotonic_usec();
+        if (!cached_at || cached_uid != cred.uid || now - cached_at > 60 * USEC_PER_SEC) {
+                char pwbuf[1024];
+                struct passwd pw, *pwp = NULL;
+                getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &pwp);
+                snprintf(cached_name, sizeof cached_name, "%s", pwp ? pwp->pw_name : "?");
+                cached_uid = cred.uid;
+                cached_at = now;
+        }
+        snprintf(buf, n, "uid=%u(%s) pid=%d", (unsigned) cred.uid, cached_name, (int) cred.pid);
 }
 
 static void media_type(const char *header, char *buf, size_t n) {

@@ -464,10 +464,13 @@ static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userd
                 return k;
         }
         live_update_and_keep(r, &l, req.slot, req.as_id, op->result);
+        bool tx = store_tx_begin(m->store) >= 0;
         k = store_memslot_put(m->store, r->uuid, op->result, "active");
         if (k < 0)
                 log_warning_errno(k, "Cannot record memslot %u of VM %s as active: %m", req.slot, r->name);
         event(m, op->actor, r, "memslot_create", "ok", op->result, NULL);
+        if (tx)
+                store_tx_end(m->store, true);
         return 0;
 }
 
@@ -554,11 +557,14 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
         json_object *row = json_object_get(op->result);
         json_object_object_del(row, "guest_impact");
         live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, row);
+        bool tx = store_tx_begin(m->store) >= 0;
         k = store_memslot_put(m->store, r->uuid, row, "active");
         json_object_put(row);
         if (k < 0)
                 log_warning_errno(k, "Cannot record memslot %u of VM %s: %m", op->slot, r->name);
         event(m, op->actor, r, action, "ok", op->result, NULL);
+        if (tx)
+                store_tx_end(m->store, true);
         return 0;
 }
 
@@ -596,10 +602,13 @@ static int do_delete(Manager *m, const VmRecord *r, const char *ctl, void *userd
         if (k < 0)
                 return k;
         live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, NULL);
+        bool tx = store_tx_begin(m->store) >= 0;
         k = store_memslot_delete(m->store, r->uuid, op->as_id, op->slot);
         if (k < 0 && k != -ENOENT)
                 log_warning_errno(k, "Cannot remove memslot %u of VM %s from the inventory: %m", op->slot, r->name);
         event(m, op->actor, r, "memslot_delete", "ok", op->result, NULL);
+        if (tx)
+                store_tx_end(m->store, true);
         return 0;
 }
 

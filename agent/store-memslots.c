@@ -53,9 +53,9 @@ static int row_to_json(sqlite3_stmt *st, json_object **ret) {
 static int query(Store *s, const char *sql, const char *uuid, int64_t as_id, int64_t slot, json_object *arr,
                  json_object **ret_one) {
         sqlite3 *db = store_lock(s);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL), r = 0;
-        if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = store_stmt(s, sql);
+        int rc = st ? SQLITE_OK : sqlite3_errcode(db), r = 0;
+        if (st) {
                 sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
                 if (as_id >= 0) {
                         sqlite3_bind_int64(st, 2, as_id);
@@ -79,6 +79,7 @@ static int query(Store *s, const char *sql, const char *uuid, int64_t as_id, int
         }
         if (r == 0 && rc != SQLITE_ROW)
                 r = rc_to_errno(rc);
+        store_stmt_done(s, st);
         store_unlock(s);
         return r;
 }
@@ -87,8 +88,8 @@ int store_memslots_list(Store *s, const char *uuid, json_object **ret) {
         _cleanup_json_ json_object *arr = json_object_new_array();
         if (!arr)
                 return -ENOMEM;
-        int r = query(s, "SELECT " COLUMNS " FROM memslots WHERE vm_uuid = ?1 ORDER BY as_id, slot", uuid, -1, -1, arr,
-                      NULL);
+        static const char sql[] = "SELECT " COLUMNS " FROM memslots WHERE vm_uuid = ?1 ORDER BY as_id, slot";
+        int r = query(s, sql, uuid, -1, -1, arr, NULL);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(arr);
@@ -97,8 +98,8 @@ int store_memslots_list(Store *s, const char *uuid, json_object **ret) {
 
 int store_memslot_get(Store *s, const char *uuid, unsigned as_id, unsigned slot, json_object **ret) {
         json_object *o = NULL;
-        int r = query(s, "SELECT " COLUMNS " FROM memslots WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3", uuid,
-                      as_id, slot, NULL, &o);
+        static const char sql[] = "SELECT " COLUMNS " FROM memslots WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3";
+        int r = query(s, sql, uuid, as_id, slot, NULL, &o);
         if (r < 0)
                 return r;
         if (!o)
@@ -124,14 +125,12 @@ static bool get_flag(json_object *o, const char *key) {
                json_object_get_boolean(v);
 }
 
-static int put_locked(sqlite3 *db, const char *uuid, json_object *m, const char *state) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(db,
-                                    "INSERT OR REPLACE INTO memslots (vm_uuid, " COLUMNS ") "
-                                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                    -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return rc_to_errno(rc);
+static int put_locked(Store *s, const char *uuid, json_object *m, const char *state) {
+        static const char sql[] = "INSERT OR REPLACE INTO memslots (vm_uuid, " COLUMNS ") "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+        sqlite3_stmt *st = store_stmt(s, sql);
+        if (!st)
+                return -ENOMEM;
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, (int64_t) get_u64(m, "slot"));
         sqlite3_bind_int64(st, 3, (int64_t) get_u64(m, "as_id"));
@@ -143,21 +142,23 @@ static int put_locked(sqlite3 *db, const char *uuid, json_object *m, const char 
         sqlite3_bind_int64(st, 9, (int64_t) get_u64(m, "guest_memfd_offset"));
         sqlite3_bind_text(st, 10, get_str(m, "role", "user"), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 11, state ? state : get_str(m, "state", "active"), -1, SQLITE_TRANSIENT);
-        return rc_to_errno(sqlite3_step(st));
+        int r = rc_to_errno(sqlite3_step(st));
+        store_stmt_done(s, st);
+        return r;
 }
 
 int store_memslot_put(Store *s, const char *uuid, json_object *m, const char *state) {
-        sqlite3 *db = store_lock(s);
-        int r = put_locked(db, uuid, m, state);
+        store_lock(s);
+        int r = put_locked(s, uuid, m, state);
         store_unlock(s);
         return r;
 }
 
 static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_id, unsigned slot, const char *text) {
         sqlite3 *db = store_lock(s);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-        if (rc == SQLITE_OK) {
+        sqlite3_stmt *st = store_stmt(s, sql);
+        int rc = st ? SQLITE_OK : sqlite3_errcode(db);
+        if (st) {
                 sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_int64(st, 2, as_id);
                 sqlite3_bind_int64(st, 3, slot);
@@ -168,6 +169,7 @@ static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_i
         int r = rc_to_errno(rc);
         if (r == 0 && sqlite3_changes(db) == 0)
                 r = -ENOENT;
+        store_stmt_done(s, st);
         store_unlock(s);
         return r;
 }
@@ -187,13 +189,13 @@ int store_memslots_set_state_all(Store *s, const char *uuid, const char *state) 
 }
 
 int store_memslot_set_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *state) {
-        return exec_bound(s, "UPDATE memslots SET state = ?4 WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3", uuid,
-                          as_id, slot, state);
+        static const char sql[] = "UPDATE memslots SET state = ?4 WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3";
+        return exec_bound(s, sql, uuid, as_id, slot, state);
 }
 
 int store_memslot_delete(Store *s, const char *uuid, unsigned as_id, unsigned slot) {
-        return exec_bound(s, "DELETE FROM memslots WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3", uuid, as_id, slot,
-                          NULL);
+        static const char sql[] = "DELETE FROM memslots WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3";
+        return exec_bound(s, sql, uuid, as_id, slot, NULL);
 }
 
 int store_memslots_replace(Store *s, const char *uuid, json_object *array) {
@@ -209,7 +211,7 @@ int store_memslots_replace(Store *s, const char *uuid, json_object *array) {
         }
         r = rc_to_errno(rc);
         for (size_t i = 0; r >= 0 && i < json_object_array_length(array); i++)
-                r = put_locked(db, uuid, json_object_array_get_idx(array, i), "active");
+                r = put_locked(s, uuid, json_object_array_get_idx(array, i), "active");
         (void) sqlite3_exec(db, r < 0 ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
 out:
         store_unlock(s);

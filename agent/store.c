@@ -9,15 +9,89 @@
 #include <string.h>
 
 #include "json-util.h"
+#include "log.h"
 #include "macro.h"
 #include "time-util.h"
+
+#define STMT_CACHE_SIZE 32
 
 struct Store {
         sqlite3 *db;
         char *path;
-        pthread_mutex_t lock;
+        pthread_mutex_t lock; /* recursive: store_tx_begin() holds it across the calls it groups */
         uint64_t vm_generation; /* bumped by every write to the vms table (atomic) */
+        /* Statements of the hot paths, prepared once (SQLITE_PREPARE_PERSISTENT), keyed by the address
+         * of their SQL text, which is a string literal. */
+        struct {
+                const char *sql;
+                sqlite3_stmt *st;
+        } stmts[STMT_CACHE_SIZE];
 };
+
+/* SQLite result codes to -errno, keeping the distinctions callers act on. */
+static int sqlite_to_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
+        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
+        case SQLITE_NOMEM: return -ENOMEM;
+        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
+        case SQLITE_FULL: return -ENOSPC;
+        case SQLITE_CANTOPEN: return -ENOENT;
+        case SQLITE_CONSTRAINT: return -EEXIST;
+        case SQLITE_NOTADB: case SQLITE_CORRUPT: return -EBADMSG;
+        case SQLITE_IOERR: return -EIO;
+        default: return -EIO;
+        }
+}
+
+sqlite3_stmt *store_stmt(Store *s, const char *sql) {
+        size_t i;
+        for (i = 0; i < STMT_CACHE_SIZE && s->stmts[i].sql; i++)
+                if (s->stmts[i].sql == sql)
+                        return s->stmts[i].st;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+                return NULL;
+        if (i < STMT_CACHE_SIZE) {
+                s->stmts[i].sql = sql;
+                s->stmts[i].st = st;
+                return st;
+        }
+        /* A full cache is a programming error (more hot statements than slots): say so once and
+         * keep working with a statement that store_stmt_done() finalizes. */
+        log_warning("Inventory statement cache is full (%d); raise STMT_CACHE_SIZE", STMT_CACHE_SIZE);
+        return st;
+}
+
+void store_stmt_done(Store *s, sqlite3_stmt *st) {
+        if (!st)
+                return;
+        for (size_t i = 0; i < STMT_CACHE_SIZE && s->stmts[i].sql; i++)
+                if (s->stmts[i].st == st) {
+                        sqlite3_reset(st);
+                        sqlite3_clear_bindings(st);
+                        return;
+                }
+        sqlite3_finalize(st);
+}
+
+int store_tx_begin(Store *s) {
+        pthread_mutex_lock(&s->lock);
+        int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                pthread_mutex_unlock(&s->lock);
+                return sqlite_to_errno(rc);
+        }
+        return 0;
+}
+
+int store_tx_end(Store *s, bool commit) {
+        int rc = sqlite3_exec(s->db, commit ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+        if (rc != SQLITE_OK && commit)
+                (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        pthread_mutex_unlock(&s->lock);
+        return sqlite_to_errno(rc);
+}
 
 uint64_t store_vm_generation(Store *s) {
         return __atomic_load_n(&s->vm_generation, __ATOMIC_SEQ_CST);
@@ -39,21 +113,6 @@ static void vm_changed(Store *s) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize);
 #define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
-/* SQLite result codes to -errno, keeping the distinctions callers act on. */
-static int sqlite_to_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_OK: case SQLITE_DONE: case SQLITE_ROW: return 0;
-        case SQLITE_BUSY: case SQLITE_LOCKED: return -EBUSY;
-        case SQLITE_NOMEM: return -ENOMEM;
-        case SQLITE_READONLY: case SQLITE_PERM: case SQLITE_AUTH: return -EACCES;
-        case SQLITE_FULL: return -ENOSPC;
-        case SQLITE_CANTOPEN: return -ENOENT;
-        case SQLITE_CONSTRAINT: return -EEXIST;
-        case SQLITE_NOTADB: case SQLITE_CORRUPT: return -EBADMSG;
-        case SQLITE_IOERR: return -EIO;
-        default: return -EIO;
-        }
-}
 
 static int exec_sql(sqlite3 *db, const char *sql) {
         return sqlite_to_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
@@ -122,7 +181,11 @@ int store_open_with(const char *path, const SchemaMigration *migrations, unsigne
 
         if (!s)
                 return -ENOMEM;
-        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&s->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -151,6 +214,8 @@ int store_open(const char *path, Store **ret) {
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
+        for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
+                sqlite3_finalize(s->stmts[i].st);
         if (s->db)
                 sqlite3_close_v2(s->db);
         pthread_mutex_destroy(&s->lock);
@@ -212,17 +277,16 @@ int store_host_touch(Store *s, const char *hostname, const char *machine_id, con
 
 int store_event_append(Store *s, const char *actor, const char *object, const char *action, const char *result,
                        json_object *detail, int64_t *ret_id) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        static const char sql[] = "INSERT INTO events(time, actor, object, action, result, detail) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        sqlite3_stmt *st;
         char now[32];
-        int rc;
+        int rc = SQLITE_NOMEM;
 
         now_text(now);
         pthread_mutex_lock(&s->lock);
-        rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO events(time, actor, object, action, result, detail) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
+        st = store_stmt(s, sql);
+        if (st) {
                 sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(st, 3, object, -1, SQLITE_TRANSIENT);
@@ -235,7 +299,9 @@ int store_event_append(Store *s, const char *actor, const char *object, const ch
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_DONE && ret_id)
                         *ret_id = sqlite3_last_insert_rowid(s->db);
-        }
+        } else
+                rc = sqlite3_errcode(s->db);
+        store_stmt_done(s, st);
         pthread_mutex_unlock(&s->lock);
         return sqlite_to_errno(rc);
 }
@@ -434,17 +500,20 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
 }
 
 int store_vm_get(Store *s, const char *id, VmRecord **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc, r = 0;
+        static const char sql[] = "SELECT " VM_COLUMNS " FROM vms WHERE uuid = ?1 OR name = ?1";
+        sqlite3_stmt *st;
+        int rc = SQLITE_NOMEM, r = 0;
 
         pthread_mutex_lock(&s->lock);
-        rc = sqlite3_prepare_v2(s->db, "SELECT " VM_COLUMNS " FROM vms WHERE uuid = ?1 OR name = ?1", -1, &st, NULL);
-        if (rc == SQLITE_OK) {
+        st = store_stmt(s, sql);
+        if (st) {
                 sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
                 if (rc == SQLITE_ROW)
                         r = vm_from_row(st, ret);
-        }
+        } else
+                rc = sqlite3_errcode(s->db);
+        store_stmt_done(s, st);
         pthread_mutex_unlock(&s->lock);
         if (r < 0)
                 return r;

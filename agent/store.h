@@ -2,6 +2,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -14,8 +15,21 @@ typedef struct Store Store;
 /* For store modules in their own files (store-memslots.c): the connection, with the store's lock
  * held until store_unlock(). */
 struct sqlite3;
+struct sqlite3_stmt;
 struct sqlite3 *store_lock(Store *s);
 void store_unlock(Store *s);
+
+/* With the lock held: a prepared statement for sql, which must be a string literal (the cache is keyed
+ * by its address), prepared once and kept; NULL on failure (sqlite3_errcode() says why). Hand it back
+ * with store_stmt_done() (reset, bindings cleared) before unlocking. */
+struct sqlite3_stmt *store_stmt(Store *s, const char *sql);
+void store_stmt_done(Store *s, struct sqlite3_stmt *st);
+
+/* One write transaction around several store calls (BEGIN IMMEDIATE ... COMMIT), holding the store's
+ * lock from begin to end so that nothing else lands in between; the calls inside take the lock again
+ * (it is recursive). The calls inside must not open transactions of their own. */
+int store_tx_begin(Store *s);
+int store_tx_end(Store *s, bool commit);
 
 /* Opens (creating if needed) and migrates to the newest schema. -EPROTONOSUPPORT when the file
  * was written by a newer kvmfleet (see store_file_version()). */

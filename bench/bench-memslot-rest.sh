@@ -4,12 +4,15 @@
 # socket, its memfd backing) against the raw ioctls (KVM_SET_USER_MEMORY_REGION with size 2 MiB,
 # then 0, on a VM of our own with an in-kernel irqchip, as the VMM's VM has), same run, ITERATIONS
 # (default 200) alternating pairs; medians, p99 and the agent's overhead.
+# Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
+# same VM (the VMM's VM fd, taken with pidfd_getfd): clean, and with every page dirtied by the guest
+# (mailbox.elf) and read-and-cleared (clear=true vs KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG).
 # Usage: bench/bench-memslot-rest.sh [ITERATIONS]   (BUILD=build by default)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 ITERATIONS=${1:-200}
-[ -x "$BUILD/kvmfleetd" ] && [ -f "$BUILD/guests/hello.elf" ] || { echo "build first: make" >&2; exit 1; }
+[ -x "$BUILD/kvmfleetd" ] && [ -f "$BUILD/guests/hello.elf" ] && [ -f "$BUILD/guests/mailbox.elf" ] || { echo "build first: make" >&2; exit 1; }
 exec python3 - "$BUILD" "$ITERATIONS" <<'PY'
 import ctypes, fcntl, mmap, os, statistics, struct, sys, time
 
@@ -41,6 +44,133 @@ fcntl.ioctl(vm, KVM_CREATE_IRQCHIP, 0)
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def dirty_log_bench(agent, rounds):
+    import base64, json as _json, socket as _socket
+    GiB, PAGES = 1 << 30, (1 << 30) // 4096
+    MAILBOX = 0x80000
+    KVM_GET_DIRTY_LOG = 0x4010AE42
+    KVM_CLEAR_DIRTY_LOG = 0xC018AEC0
+    r = agent.request("POST", "/v1/vms", {"name": "dirty", "vcpus": 1, "memory": "16MiB",
+                                          "boot": {"kernel": os.path.abspath(os.path.join(build, "guests", "mailbox.elf"))}},
+                      record=False)
+    assert r.status == 201, r
+    uuid = r.json["uuid"]
+    assert agent.request("POST", "/v1/vms/dirty/start", record=False).status == 200
+    r = agent.request("POST", "/v1/vms/dirty/memslots", {"gpa": GiB, "size": GiB, "flags": {"dirty_log": True}},
+                      record=False)
+    assert r.status == 201, r
+    slot = r.json["slot"]
+    ctl = os.path.join(agent.run_dir, "vms", uuid + ".sock")
+
+    def vmm(method, params):
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        s.settimeout(60)
+        s.connect(ctl)
+        s.send(_json.dumps({"id": 1, "method": method, "params": params}).encode())
+        reply = _json.loads(s.recv(1 << 20))
+        s.close()
+        return reply["result"]
+
+    seq = [0]
+
+    def dirty_every_page():
+        vmm("memory.write", {"gpa": MAILBOX + 16, "data": base64.b64encode(struct.pack("<4Q", 1, GiB, PAGES, seq[0])).decode()})
+        seq[0] += 1
+        vmm("memory.write", {"gpa": MAILBOX, "data": base64.b64encode(struct.pack("<Q", seq[0])).decode()})
+        end = time.time() + 120
+        while True:
+            done = struct.unpack("<Q", base64.b64decode(vmm("memory.read", {"gpa": MAILBOX + 8, "size": 8})["data"]))[0]
+            if done == seq[0]:
+                return
+            assert time.time() < end, "the guest did not finish writing"
+            time.sleep(0.01)
+
+    # KVM refuses VM ioctls from a process other than the VM's creator, so the raw side is a VM of the
+    # bench's own with the same slot (1 GiB at 1 GiB, dirty logging, manual protection as in the VMM)
+    # and a 32-bit guest loop that writes one word per page of it, then halts.
+    raw_vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    KVM_ENABLE_CAP, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 0x4068AEA3, 168
+    fcntl.ioctl(raw_vm, KVM_ENABLE_CAP, struct.pack("II4Q64x", KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, 0, 1, 0, 0, 0))
+    low = mmap.mmap(-1, 1 << 20)
+    code = bytes.fromhex("b800000040" "8900" "0500100000" "3d00000080" "72f2" "f4")
+    low[0x1000:0x1000 + len(code)] = code
+    big = mmap.mmap(-1, GiB, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0x4000))
+
+    def raw_region(slot_, flags, gpa, size, host):
+        fcntl.ioctl(raw_vm, KVM_SET_USER_MEMORY_REGION, struct.pack("IIQQQ", slot_, flags, gpa, size, host))
+
+    raw_region(0, 0, 0, 1 << 20, addr(low))
+    raw_region(1, 1, GiB, GiB, addr(big))  # KVM_MEM_LOG_DIRTY_PAGES
+    vcpu = fcntl.ioctl(raw_vm, 0xAE41, 0)  # KVM_CREATE_VCPU
+    run = mmap.mmap(vcpu, fcntl.ioctl(kvm, 0xAE04, 0))  # KVM_GET_VCPU_MMAP_SIZE
+    sregs = bytearray(312)
+    fcntl.ioctl(vcpu, 0x8138AE83, sregs)  # KVM_GET_SREGS
+    def seg(i, sel, typ):
+        struct.pack_into("QIHBBBBBBBBBx", sregs, i * 24, 0, 0xFFFFFFFF, sel, typ, 1, 0, 1, 1, 0, 1, 0, 0)
+    seg(0, 8, 11)  # cs: 32-bit code, flat
+    for i in (1, 2, 3, 4, 5):
+        seg(i, 16, 3)  # ds es fs gs ss: flat data
+    cr0 = struct.unpack_from("Q", sregs, 224)[0]
+    struct.pack_into("Q", sregs, 224, cr0 | 1)  # protected mode, no paging
+    fcntl.ioctl(vcpu, 0x4138AE84, bytes(sregs))  # KVM_SET_SREGS
+
+    def raw_dirty_every_page():
+        regs = [0] * 18
+        regs[16], regs[17] = 0x1000, 2  # rip, rflags
+        fcntl.ioctl(vcpu, 0x4090AE82, struct.pack("18Q", *regs))  # KVM_SET_REGS
+        fcntl.ioctl(vcpu, 0xAE80, 0)  # KVM_RUN
+        reason = struct.unpack_from("I", run, 8)[0]
+        assert reason == 5, "raw guest exit reason %d, expected HLT" % reason
+
+    slot_raw = 1
+    bitmap = ctypes.create_string_buffer(PAGES // 8)
+
+    def raw_get():
+        fcntl.ioctl(raw_vm, KVM_GET_DIRTY_LOG, struct.pack("IIQ", slot_raw, 0, ctypes.addressof(bitmap)))
+
+    def raw_count():  # outside the timed part: the raw side is the ioctls alone
+        return int.from_bytes(bitmap.raw, "little").bit_count()
+
+    def raw_clear():
+        fcntl.ioctl(raw_vm, KVM_CLEAR_DIRTY_LOG, struct.pack("IIQQ", slot_raw, PAGES, 0, ctypes.addressof(bitmap)))
+
+    def rest(clear):
+        r = agent.request("GET", "/v1/vms/dirty/memslots/%d/dirty-log%s" % (slot, "?clear=true" if clear else ""),
+                          record=False)
+        assert r.status == 200, r
+        return r.json["dirty_pages"]
+
+    clean_raw, clean_rest, full_raw, full_rest = [], [], [], []
+    for i in range(rounds * 10):
+        t0 = time.perf_counter()
+        raw_get()
+        clean_raw.append((time.perf_counter() - t0) * 1e6)
+        t0 = time.perf_counter()
+        rest(False)
+        clean_rest.append((time.perf_counter() - t0) * 1e6)
+    for i in range(rounds):
+        raw_dirty_every_page()
+        t0 = time.perf_counter()
+        raw_get()
+        raw_clear()
+        full_raw.append((time.perf_counter() - t0) * 1e6)
+        got = raw_count()
+        assert got == PAGES, "raw: %d dirty pages" % got
+        dirty_every_page()
+        t0 = time.perf_counter()
+        got = rest(True)
+        full_rest.append((time.perf_counter() - t0) * 1e6)
+        assert got == PAGES, "REST: %d dirty pages" % got
+    run.close()
+    os.close(vcpu)
+    os.close(raw_vm)
+    print("dirty log of a 1 GiB slot (262144 pages) through REST vs the raw ioctls on a VM of the bench's own with the same slot, median / p99 us")
+    for label, r_, x in (("clean, get (%d runs)" % len(clean_raw), clean_raw, clean_rest),
+                         ("every page dirty, get + clear (%d runs)" % len(full_raw), full_raw, full_rest)):
+        mr, mx = statistics.median(r_), statistics.median(x)
+        print("  %-40s raw %9.1f / %9.1f   REST %9.1f / %9.1f   %.2fx raw" % (label, mr, pct(r_, 0.99), mx, pct(x, 0.99), mx / mr))
 
 
 agent = Agent(log_level="info").start()
@@ -105,6 +235,7 @@ try:
         print("  %-48s %9.1f / %9.1f   overhead %+8.1f us (%.1fx raw)" % (label, m, pct(xs, 0.99), m - m_raw, m / m_raw))
     print("  agent handlers (POST + DELETE), mean from its own histogram  %9.1f   overhead %+8.1f us" %
           (handler_pair, handler_pair - m_raw))
+    dirty_log_bench(agent, max(3, n // 40))
 finally:
     agent.cleanup()
 PY

@@ -1,6 +1,7 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
 VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
-	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c
+	vmm/arch/x86/boot.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c \
+	vmm/irq.c vmm/dev/pci.c vmm/dev/msix.c vmm/dev/virtqueue.c vmm/dev/virtio-pci.c vmm/dev/virtio-blk.c vmm/dev/virtio-rng.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
 VMM_OBJS := $(VMM_LIB_OBJS) $(BUILD)/vmm/main.o
 
@@ -30,3 +31,9 @@ UNIT_TESTS += $(BUILD)/tests/test-vmm-apicv
 $(BUILD)/tests/test-vmm-apicv: $(VMM_LIB_OBJS)
 UNIT_TESTS += $(BUILD)/tests/test-vmm-nested
 $(BUILD)/tests/test-vmm-nested: $(BUILD)/vmm/nested-state.o
+
+# Device models (vmm/dev/): the virtqueue alone, PCI + MSI-X, virtio-blk requests on a temp file.
+UNIT_TESTS += $(BUILD)/tests/test-vmm-virtqueue $(BUILD)/tests/test-vmm-pci $(BUILD)/tests/test-vmm-virtio-blk
+$(BUILD)/tests/test-vmm-virtqueue: $(BUILD)/vmm/dev/virtqueue.o
+$(BUILD)/tests/test-vmm-pci: $(BUILD)/vmm/dev/pci.o $(BUILD)/vmm/dev/msix.o
+$(BUILD)/tests/test-vmm-virtio-blk: $(VMM_LIB_OBJS)

@@ -161,6 +161,8 @@ static int method_snapshot(Vm *vm, json_object *id, json_object *params) {
         r = vm_snapshot_save(vm, dir, &e);
         if (r == -EBUSY)
                 return reply_error(id, "invalid_state", "%s", e.message);
+        if (r == -EOPNOTSUPP)
+                return reply_error(id, "unsupported", "%s", e.message);
         if (r < 0 && streq(e.path, "$.dir") && (r == -EINVAL || r == -EEXIST || r == -ENOTDIR))
                 return reply_error(id, "invalid_argument", "%s: %s", e.path, e.message);
         if (r < 0)

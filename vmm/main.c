@@ -321,9 +321,12 @@ static int run(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Failed to create the VM: %s: %m", kvm_last_failed_ioctl()), 1;
 
-        if (vm->spec->n_disks > 0 || vm->spec->n_nics > 0)
-                log_warning("The spec names %zu disk(s) and %zu nic(s); this VMM has no virtio devices, they are not attached.",
-                            vm->spec->n_disks, vm->spec->n_nics);
+        if (vm->spec->n_nics > 0)
+                log_warning("The spec names %zu nic(s); this VMM has no virtio-net device yet, they are not attached.",
+                            vm->spec->n_nics);
+        if (vm->spec->n_disks > 0 && vm->n_devices == 0)
+                log_warning("The spec names %zu disk(s) but irqchip \"none\" cannot deliver their interrupts; they are not attached.",
+                            vm->spec->n_disks);
         if (log_fd >= 0)
                 r = serial_add_output_fd(vm->serial, log_fd);
         else

@@ -42,6 +42,7 @@ int guest_memory_new(uint64_t size, VmMemoryBacking backing, GuestMemory **ret) 
                 return -ENOMEM;
         m->backing = backing;
         m->backing_fd = -1;
+        pthread_rwlock_init(&m->lock, NULL);
         m->base = MAP_FAILED;
         m->size = size;
 
@@ -132,25 +133,32 @@ GuestMemory *guest_memory_free(GuestMemory *m) {
                 munmap(m->base, m->size);
         safe_close(m->backing_fd);
         free(m->slots);
+        pthread_rwlock_destroy(&m->lock);
         free(m);
         return NULL;
 }
 
 int guest_memory_slot_insert(GuestMemory *m, const Memslot *s) {
+        guest_memory_write_lock(m);
         Memslot *n = realloc(m->slots, (m->n_slots + 1) * sizeof *n);
-        if (!n)
+        if (!n) {
+                guest_memory_write_unlock(m);
                 return -ENOMEM;
+        }
         m->slots = n;
         m->slots[m->n_slots++] = *s;
+        guest_memory_write_unlock(m);
         return 0;
 }
 
 void guest_memory_slot_remove(GuestMemory *m, size_t i) {
         if (i >= m->n_slots)
                 return;
+        guest_memory_write_lock(m);
         memslot_release(&m->slots[i]);
         memmove(&m->slots[i], &m->slots[i + 1], (m->n_slots - i - 1) * sizeof *m->slots);
         m->n_slots--;
+        guest_memory_write_unlock(m);
 }
 
 int guest_memory_layout_ram(GuestMemory *m) {

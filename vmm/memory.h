@@ -4,6 +4,7 @@
  * hole: [0, min(size, 3GiB)) and, for larger guests, [4GiB, 4GiB + size - 3GiB). */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +38,23 @@ typedef struct GuestMemory {
         Memslot *slots;
         size_t n_slots;
         MemslotLimits limits; /* probed by vm_memslot_probe() */
+        /* Taken for writing while the slot table changes (insert, remove, move) on the main thread;
+         * device I/O threads hold it for reading while they use host pointers of a request. */
+        pthread_rwlock_t lock;
 } GuestMemory;
+
+static inline void guest_memory_read_lock(GuestMemory *m) {
+        pthread_rwlock_rdlock(&m->lock);
+}
+static inline void guest_memory_read_unlock(GuestMemory *m) {
+        pthread_rwlock_unlock(&m->lock);
+}
+static inline void guest_memory_write_lock(GuestMemory *m) {
+        pthread_rwlock_wrlock(&m->lock);
+}
+static inline void guest_memory_write_unlock(GuestMemory *m) {
+        pthread_rwlock_unlock(&m->lock);
+}
 
 /* Allocates and maps the backing of size bytes. hugetlb needs enough free 2 MiB pages
  * (-ENOMEM otherwise, see guest_memory_hugetlb_free_pages()). No KVM call. */
@@ -57,7 +74,8 @@ Memslot *guest_memory_find_slot(GuestMemory *m, uint32_t slot, uint16_t as_id);
 /* The table as the rules see it (caller frees; NULL with n == 0 is fine). */
 int guest_memory_slot_infos(const GuestMemory *m, MemslotInfo **ret, size_t *ret_n);
 void memslot_to_info(const Memslot *s, MemslotInfo *ret);
-/* Adds a registered slot to the table (taking what it owns), or removes entry i (releasing what it owns). */
+/* Adds a registered slot to the table (taking what it owns), or removes entry i (releasing what it owns).
+ * Both take the write lock. */
 int guest_memory_slot_insert(GuestMemory *m, const Memslot *s);
 void guest_memory_slot_remove(GuestMemory *m, size_t i);
 /* Unmaps and closes what a user slot owns; safe on a RAM slot (it owns nothing). */

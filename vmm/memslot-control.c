@@ -87,7 +87,7 @@ static int method_list(Vm *vm, json_object *params, json_object **ret, MemslotEr
                         return -ENOMEM;
                 }
         }
-        vm_memslot_limits(vm, &l);
+        vm_memslot_limits(vm, true, &l);
         r = memslot_limits_to_json(&l, &limits);
         if (r < 0)
                 return r;

@@ -11,11 +11,14 @@
 
 #include "kvm.h"
 
-static void limits_refresh(MemslotLimits *l) {
+/* The huge-page pool is a sysfs read (open, read, close: tens of µs): done only when asked for. */
+static void limits_refresh(MemslotLimits *l, bool hugetlb) {
         long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
         uint64_t free_pages = 0;
 
         l->host_memory = pages > 0 && page > 0 ? (uint64_t) pages * (uint64_t) page : 0;
+        if (!hugetlb)
+                return;
         l->hugetlb_pool = guest_memory_hugetlb_free_pages(&free_pages) >= 0;
         l->hugetlb_free_pages = l->hugetlb_pool ? free_pages : 0;
 }
@@ -53,12 +56,12 @@ int vm_memslot_probe(Vm *vm) {
                         return r;
                 l->manual_dirty_log_protect = true;
         }
-        limits_refresh(l);
+        limits_refresh(l, true);
         return 0;
 }
 
-void vm_memslot_limits(Vm *vm, MemslotLimits *ret) {
-        limits_refresh(&vm->mem->limits);
+void vm_memslot_limits(Vm *vm, bool hugetlb, MemslotLimits *ret) {
+        limits_refresh(&vm->mem->limits, hugetlb);
         *ret = vm->mem->limits;
 }
 
@@ -190,7 +193,7 @@ int vm_memslot_create(Vm *vm, const MemslotInfo *req, bool pick_id, MemslotInfo 
         r = table_get(vm, &t);
         if (r < 0)
                 return r;
-        vm_memslot_limits(vm, &l);
+        vm_memslot_limits(vm, info.backing == MEMSLOT_BACKING_HUGETLB, &l);
         if (pick_id && memslot_pick_id(&l, t.infos, t.n, info.as_id, &info.slot) < 0)
                 return memslot_error_set(e, -ENOSPC, "memslot_no_free_id", 0, "slot",
                                          "every slot id of address space %u is in use", info.as_id);
@@ -275,7 +278,9 @@ int vm_memslot_move(Vm *vm, uint32_t slot, uint16_t as_id, uint64_t new_gpa, boo
                 return apply_failed(e, r, "move", slot, step);
         if (s->role == MEMSLOT_ROLE_RAM && force)
                 memslot_guest_impact_move(&t.infos[i], new_gpa, e->guest_impact, sizeof e->guest_impact);
+        guest_memory_write_lock(vm->mem); /* device threads translate addresses through the table */
         s->gpa = new_gpa;
+        guest_memory_write_unlock(vm->mem);
         memslot_to_info(s, ret);
         return 0;
 }

@@ -17,8 +17,9 @@
  * INITIALLY_SET) where KVM offers it, so that reading a dirty log does not clear it. Call once after
  * KVM_CREATE_VM and KVM_GET_SUPPORTED_CPUID, before any slot has dirty logging on. */
 int vm_memslot_probe(Vm *vm);
-/* The limits with the host's current free memory and huge pages. */
-void vm_memslot_limits(Vm *vm, MemslotLimits *ret);
+/* The limits with the host's current memory, and its free huge pages when hugetlb (otherwise the
+ * pool as last read). */
+void vm_memslot_limits(Vm *vm, bool hugetlb, MemslotLimits *ret);
 
 /* req->slot is used when pick_id is false; role is always user. */
 int vm_memslot_create(Vm *vm, const MemslotInfo *req, bool pick_id, MemslotInfo *ret, MemslotError *e);

@@ -14,6 +14,8 @@
 
 #include "apicv.h"
 #include "arch/x86/cpuid.h"
+#include "dev/virtio-blk.h"
+#include "dev/virtio-rng.h"
 #include "kvm.h"
 #include "memslot.h"
 #include "stats.h"
@@ -83,6 +85,11 @@ static void serial_irq(void *userdata, bool level) {
 
 static int setup_irqchip(Vm *vm, JsonError *e) {
         int r;
+        if (vm->spec->irqchip != VM_IRQCHIP_NONE) {
+                r = irq_routing_new(vm->vm_fd, vm->spec->irqchip, &vm->irq);
+                if (r < 0)
+                        return r;
+        }
         switch (vm->spec->irqchip) {
         case VM_IRQCHIP_KERNEL: {
                 r = __kvm_ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0);
@@ -106,7 +113,7 @@ static int setup_irqchip(Vm *vm, JsonError *e) {
                 if (r < 0)
                         return json_error_set(e, "$.irqchip", "enabling KVM_CAP_SPLIT_IRQCHIP failed: %s",
                                               strerror(-r));
-                r = ioapic_init(&vm->ioapic, vm->vm_fd);
+                r = ioapic_init(&vm->ioapic, vm->vm_fd, vm->irq);
                 if (r < 0)
                         return json_error_set(e, "$.irqchip", "KVM_SET_GSI_ROUTING failed: %s", strerror(-r));
                 vm->have_ioapic = true;
@@ -115,6 +122,44 @@ static int setup_irqchip(Vm *vm, JsonError *e) {
                 return 0;
         }
         return -EINVAL;
+}
+
+/* The PCI bus and, with an interrupt controller to deliver MSI-X, the virtio functions in slot
+ * order: disks, NICs, virtio-rng. */
+static int setup_devices(Vm *vm, JsonError *e) {
+        char path[64];
+        int r = pci_bus_new(&vm->pci);
+        if (r < 0)
+                return r;
+        if (vm->spec->irqchip == VM_IRQCHIP_NONE)
+                return 0;
+        VirtioPciEnv env = { .vm_fd = vm->vm_fd, .mem = vm->mem, .irq = vm->irq, .bus = vm->pci };
+        for (size_t i = 0; i < vm->spec->n_disks; i++) {
+                const VmDisk *d = &vm->spec->disks[i];
+                VirtioBlk *b = NULL;
+                snprintf(path, sizeof path, "$.disks[%zu].path", i);
+                r = virtio_blk_open(d->path, d->readonly, d->serial, &b);
+                if (r < 0)
+                        return json_error_set(e, path, "cannot open \"%.200s\"%s: %s", d->path,
+                                              d->readonly ? " read-only" : " read-write", strerror(-r));
+                r = virtio_blk_attach(b, &env, &vm->devices[vm->n_devices]);
+                if (r < 0)
+                        return json_error_set(e, path, "cannot attach \"%.200s\" as virtio-blk: %s", d->path, strerror(-r));
+                vm->n_devices++;
+        }
+        /* NICs go here, after the disks, in spec order. */
+        r = virtio_rng_attach(&env, &vm->devices[vm->n_devices]);
+        if (r < 0)
+                return json_error_set(e, "$", "cannot create virtio-rng: %s", strerror(-r));
+        vm->n_devices++;
+        return 0;
+}
+
+bool vm_devices_in_use(Vm *vm) {
+        for (size_t i = 0; i < vm->n_devices; i++)
+                if (virtio_pci_device_status(vm->devices[i]) != 0)
+                        return true;
+        return false;
 }
 
 static int vcpu_set_lint(Vcpu *v) {
@@ -302,6 +347,9 @@ static int vm_create_internal(VmSpec *spec, bool load_boot, Vm **ret, JsonError 
         r = setup_irqchip(vm, e);
         if (r < 0)
                 return r;
+        r = setup_devices(vm, e);
+        if (r < 0)
+                return r;
         r = apicv_setup_x2apic_api(vm->vm_fd, spec, e);
         if (r < 0)
                 return r;
@@ -357,8 +405,13 @@ Vm *vm_free(Vm *vm) {
                 safe_close(v->fd);
         }
         free(vm->vcpus);
+        /* device threads end before the memory and the VM fd they use go */
+        for (size_t i = 0; i < vm->n_devices; i++)
+                virtio_pci_free(vm->devices[i]);
+        pci_bus_free(vm->pci);
         if (vm->have_ioapic)
                 ioapic_done(&vm->ioapic);
+        irq_routing_free(vm->irq);
         free(vm->cpuid);
         safe_close(vm->stats_fd);
         safe_close(vm->vm_fd);
@@ -497,6 +550,8 @@ static bool handle_port(Vcpu *v, uint16_t port, bool out, uint8_t *data, unsigne
                 serial_io(vm->serial, port - SERIAL_COM1_BASE, out, data);
                 return false;
         }
+        if (vm->pci && pci_bus_port_io(vm->pci, port, out, data, size))
+                return false;
         switch (port) {
         case DEBUG_EXIT_PORT:
                 if (out) {
@@ -568,6 +623,8 @@ static void handle_mmio(Vcpu *v) {
                 ioapic_mmio(&vm->ioapic, run->mmio.phys_addr - IOAPIC_BASE, run->mmio.is_write, run->mmio.data, len);
                 return;
         }
+        if (vm->pci && pci_bus_mmio(vm->pci, run->mmio.phys_addr, run->mmio.is_write, run->mmio.data, len))
+                return;
         __atomic_add_fetch(&vm->unhandled_mmio, 1, __ATOMIC_RELAXED);
         pthread_mutex_lock(&vm->lock);
         vm->last_unhandled_mmio.valid = true;
@@ -973,6 +1030,18 @@ int vm_status_json(Vm *vm, json_object **ret) {
         r |= json_add_uint(o, "console_bytes", serial_output_total(vm->serial));
         uint64_t first = serial_first_byte_usec(vm->serial);
         r |= json_add_uint(o, "first_output_us", first && vm->started_usec ? first - vm->started_usec : 0);
+        json_object *devices = json_object_new_array();
+        if (!devices || json_add(o, "devices", devices) < 0) {
+                json_object_put(devices);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < vm->n_devices; i++) {
+                json_object *d = NULL;
+                if (virtio_pci_status_json(vm->devices[i], &d) < 0 || json_object_array_add(devices, d) < 0) {
+                        json_object_put(d);
+                        return -ENOMEM;
+                }
+        }
         r |= json_add_uint(o, "unhandled_io", __atomic_load_n(&vm->unhandled_io, __ATOMIC_RELAXED));
         r |= json_add_uint(o, "unhandled_mmio", __atomic_load_n(&vm->unhandled_mmio, __ATOMIC_RELAXED));
         if (r < 0)

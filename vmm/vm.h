@@ -11,8 +11,11 @@
 
 #include "arch/x86/boot.h"
 #include "dev/ioapic.h"
+#include "dev/pci.h"
+#include "dev/virtio-pci.h"
 #include "dev/serial.h"
 #include "json-util.h"
+#include "irq.h"
 #include "memory.h"
 #include "spec.h"
 
@@ -22,6 +25,7 @@
 #define I8042_CMD_RESET 0xfe
 #define CMOS_INDEX_PORT 0x70
 #define CMOS_DATA_PORT 0x71
+#define VM_MAX_DEVICES (VM_SPEC_DISKS_MAX + VM_SPEC_NICS_MAX + 1)
 
 typedef enum VmState {
         VM_STATE_CREATED,
@@ -78,6 +82,11 @@ struct Vm {
         Serial *serial;
         Ioapic ioapic;
         bool have_ioapic;
+        IrqRouting *irq;  /* the GSI routing table's owner; NULL with irqchip none */
+        PciBus *pci;      /* bus 0: host bridge, then the virtio functions */
+        /* virtio functions in slot order: disks (spec order), NICs, virtio-rng; none with irqchip none */
+        VirtioPci *devices[VM_MAX_DEVICES];
+        size_t n_devices;
         X86Boot boot;
         struct kvm_cpuid2 *cpuid;
         Vcpu *vcpus;
@@ -134,6 +143,8 @@ typedef int (*VcpuCallFn)(Vcpu *v, void *userdata);
 int vm_vcpu_call(Vm *vm, unsigned index, VcpuCallFn fn, void *userdata, int timeout_ms);
 
 int vm_status_json(Vm *vm, json_object **ret);
+/* Whether a guest driver has bound any virtio device (its device status is non-zero). */
+bool vm_devices_in_use(Vm *vm);
 /* {"vm": stats, "vcpus": [{"index", "stats"}]}; schema: see kvm_stats_read_json(). */
 int vm_stats_json(Vm *vm, bool schema, json_object **ret);
 const char *vm_state_to_string(VmState s);

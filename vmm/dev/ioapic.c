@@ -20,25 +20,21 @@ static void msi_of(uint64_t rte, uint32_t *addr, uint32_t *data) {
         *data = (uint32_t) (rte & 0xff) | (uint32_t) (rte & 0x700) | ((rte & RTE_LEVEL) ? (1u << 15) : 0) | (1u << 14);
 }
 
-/* Mirrors the redirection table into KVM's GSI routes: KVM learns the level-triggered vectors from it. */
+/* Mirrors the redirection table into KVM's GSI routes (through the VM's one routing owner, so the
+ * MSI-X routes stay): KVM learns the level-triggered vectors from it. */
 static int routes_update_locked(Ioapic *io) {
-        size_t sz = sizeof(struct kvm_irq_routing) + IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry);
-        struct kvm_irq_routing *rt = calloc(1, sz);
-        unsigned n = 0;
-        if (!rt)
-                return -ENOMEM;
         for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
-                if (io->redtbl[pin] & RTE_MASKED)
+                if (io->redtbl[pin] & RTE_MASKED) {
+                        irq_routing_clear(io->routing, pin);
                         continue;
-                struct kvm_irq_routing_entry *e = &rt->entries[n++];
-                e->gsi = pin;
-                e->type = KVM_IRQ_ROUTING_MSI;
-                msi_of(io->redtbl[pin], &e->u.msi.address_lo, &e->u.msi.data);
+                }
+                uint32_t addr, data;
+                msi_of(io->redtbl[pin], &addr, &data);
+                int r = irq_routing_set_msi(io->routing, pin, addr, data);
+                if (r < 0)
+                        return r;
         }
-        rt->nr = n;
-        int r = __kvm_ioctl(io->vm_fd, KVM_SET_GSI_ROUTING, rt);
-        free(rt);
-        return r;
+        return irq_routing_commit(io->routing);
 }
 
 static void deliver_locked(Ioapic *io, unsigned pin) {
@@ -55,10 +51,11 @@ static void deliver_locked(Ioapic *io, unsigned pin) {
                 io->delivered++;
 }
 
-int ioapic_init(Ioapic *io, int vm_fd) {
+int ioapic_init(Ioapic *io, int vm_fd, IrqRouting *routing) {
         memset(io, 0, sizeof *io);
         pthread_mutex_init(&io->lock, NULL);
         io->vm_fd = vm_fd;
+        io->routing = routing;
         for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
                 io->redtbl[pin] = RTE_MASKED;
         return routes_update_locked(io);

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "irq.h"
+
 #define IOAPIC_BASE 0xfec00000ULL
 #define IOAPIC_SIZE 0x1000ULL
 #define IOAPIC_PINS 24
@@ -19,6 +21,7 @@
 typedef struct Ioapic {
         pthread_mutex_t lock;
         int vm_fd;
+        IrqRouting *routing; /* not owned */
         uint32_t ioregsel;
         uint32_t id;
         uint64_t redtbl[IOAPIC_PINS];
@@ -26,7 +29,8 @@ typedef struct Ioapic {
         uint64_t delivered;
 } Ioapic;
 
-int ioapic_init(Ioapic *io, int vm_fd);
+/* Sets the pins' routes through routing (shared with the MSI-X vectors). */
+int ioapic_init(Ioapic *io, int vm_fd, IrqRouting *routing);
 
 /* The guest-visible registers, for snapshots (fixed-width, saved as is). */
 typedef struct IoapicState {

@@ -6,7 +6,7 @@
 . /virtio.env
 VCPUS=${VCPUS:-2}
 MEM=${MEM:-256}
-CMDLINE="console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nokbd ${QUIET-quiet}"
+CMDLINE="console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nokbd ${QUIET-quiet} ${EXTRA_CMDLINE:-}"
 
 # Halt polling spins the test host's CPU while an inner vCPU is idle; under single-threaded TCG that
 # time is taken from every other vCPU.

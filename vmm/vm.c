@@ -14,7 +14,9 @@
 
 #include "apicv.h"
 #include "arch/x86/cpuid.h"
+#include "dev/tap.h"
 #include "dev/virtio-blk.h"
+#include "dev/virtio-net.h"
 #include "dev/virtio-rng.h"
 #include "kvm.h"
 #include "memslot.h"
@@ -147,7 +149,33 @@ static int setup_devices(Vm *vm, JsonError *e) {
                         return json_error_set(e, path, "cannot attach \"%.200s\" as virtio-blk: %s", d->path, strerror(-r));
                 vm->n_devices++;
         }
-        /* NICs go here, after the disks, in spec order. */
+        for (size_t i = 0; i < vm->spec->n_nics; i++) {
+                const VmNic *nic = &vm->spec->nics[i];
+                char mac_text[18], reason[256];
+                uint8_t mac[6];
+                VirtioNet *net = NULL;
+                int tap_fd = -1;
+
+                snprintf(path, sizeof path, "$.nics[%zu].tap", i);
+                r = tap_open(TAP_DEV_PATH, nic->tap, &tap_fd);
+                if (r < 0)
+                        return json_error_set(e, path, "%s", tap_strerror(r, nic->tap, reason, sizeof reason));
+                vm_spec_nic_mac(vm->spec, i, mac_text);
+                r = virtio_net_parse_mac(mac_text, mac);
+                if (r < 0) {
+                        safe_close(tap_fd);
+                        snprintf(path, sizeof path, "$.nics[%zu].mac", i);
+                        return json_error_set(e, path, "\"%s\" is not a MAC address", mac_text);
+                }
+                r = virtio_net_new(tap_fd, mac, nic->tap, &net);
+                if (r < 0)
+                        return json_error_set(e, path, "cannot create virtio-net: %s", strerror(-r));
+                r = virtio_net_attach(net, &env, &vm->devices[vm->n_devices]);
+                if (r < 0)
+                        return json_error_set(e, path, "cannot attach tap \"%s\" as virtio-net: %s", nic->tap,
+                                              strerror(-r));
+                vm->n_devices++;
+        }
         r = virtio_rng_attach(&env, &vm->devices[vm->n_devices]);
         if (r < 0)
                 return json_error_set(e, "$", "cannot create virtio-rng: %s", strerror(-r));

@@ -3,6 +3,8 @@
 #include <stdio.h>
 
 #include "arch/x86/boot.h"
+#include "arch/x86/acpi.h"
+#include "arch/x86/mptable.h"
 #include "test.h"
 
 static GuestMemory *memory(uint64_t size) {
@@ -194,6 +196,62 @@ TEST(bzimage_load_with_initrd) {
         CHECK_STREQ(e.path, "$.memory");
         guest_memory_free(m);
         vm_spec_free(spec);
+}
+
+/* A Linux boot with an in-kernel LAPIC gets an MP table in the e820-reserved BIOS area, one processor per
+ * vCPU; without an irqchip (no LAPIC to start APs with) it gets none. */
+TEST(bzimage_load_writes_mptable) {
+        static const char *const irqchips[] = { "kernel", "split", "none" };
+        char kpath[512], text[1400];
+
+        snprintf(kpath, sizeof kpath, "%s/bzImage-mp", test_tmpdir());
+        make_bzimage(kpath, 4, 8192, 4 << 20);
+        for (size_t i = 0; i < 3; i++) {
+                VmSpec *spec = NULL;
+                JsonError e = {};
+                X86Boot b;
+
+                snprintf(text, sizeof text,
+                         "{\"name\":\"l\",\"vcpus\":3,\"memory\":\"64MiB\",\"irqchip\":\"%s\","
+                         "\"boot\":{\"kernel\":\"%s\"}}",
+                         irqchips[i], kpath);
+                ASSERT_EQ_INT(vm_spec_from_string(text, strlen(text), &spec, &e), 0);
+                GuestMemory *m = memory(spec->memory);
+                ASSERT(m);
+                ASSERT_EQ_INT(x86_boot_load(spec, m, &b, &e), 0);
+                const MpFloatingPointer *mpf = guest_memory_gpa_to_hva(m, X86_BOOT_MPTABLE, sizeof *mpf);
+                ASSERT(mpf);
+                if (i == 2) {
+                        CHECK_EQ_INT(mpf->signature[0], 0);
+                        const struct boot_params *zp = guest_memory_gpa_to_hva(m, X86_BOOT_ZERO_PAGE, sizeof *zp);
+                        CHECK_EQ_U64(zp->acpi_rsdp_addr, 0);
+                } else {
+                        CHECK(memcmp(mpf->signature, "_MP_", 4) == 0);
+                        const MpConfigHeader *h = guest_memory_gpa_to_hva(m, mpf->config_table, sizeof *h);
+                        ASSERT(h);
+                        CHECK(memcmp(h->signature, "PCMP", 4) == 0);
+                        /* 3 processors, 2 buses, IOAPIC, 15 ISA IRQs, LINT0/1 */
+                        CHECK_EQ_INT(h->entry_count, 3 + 2 + 1 + 15 + 2);
+                        /* the whole table lies in a reserved e820 range below 1 MiB */
+                        struct boot_params *bp = guest_memory_gpa_to_hva(m, X86_BOOT_ZERO_PAGE, sizeof *bp);
+                        bool reserved = false;
+                        for (unsigned k = 0; k < bp->e820_entries; k++) {
+                                const struct boot_e820_entry *t = &bp->e820_table[k];
+                                if (t->type == 2 && t->addr <= X86_BOOT_MPTABLE &&
+                                    mpf->config_table + h->length <= t->addr + t->size)
+                                        reserved = true;
+                        }
+                        CHECK(reserved);
+                        CHECK(mpf->config_table + h->length <= 0x100000);
+                        /* ACPI: the RSDP where the zero page says, the MADT listing 3 processors */
+                        CHECK_EQ_U64(bp->acpi_rsdp_addr, X86_BOOT_ACPI);
+                        const AcpiRsdp *rsdp = guest_memory_gpa_to_hva(m, X86_BOOT_ACPI, sizeof *rsdp);
+                        ASSERT(rsdp);
+                        CHECK(memcmp(rsdp->signature, "RSD PTR ", 8) == 0);
+                }
+                guest_memory_free(m);
+                vm_spec_free(spec);
+        }
 }
 
 TEST(real_mode_raw_entry) {

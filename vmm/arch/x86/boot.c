@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch/x86/acpi.h"
+#include "arch/x86/mptable.h"
+#include "dev/pci.h"
 #include "fd-util.h"
 #include "macro.h"
 
@@ -125,6 +128,52 @@ int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const ch
         if (cmdline_len)
                 memcpy(dst, cmdline, cmdline_len);
         return 0;
+}
+
+/* The DSDT's host bridge window is where the PCI bus assigns BARs. */
+_Static_assert(X86_ACPI_PCI_MMIO_START == PCI_MMIO_WINDOW_START && X86_ACPI_PCI_MMIO_END == PCI_MMIO_WINDOW_END,
+               "ACPI host bridge window and PCI BAR window agree");
+
+int x86_boot_platform_write(GuestMemory *m, unsigned n_vcpus, VmIrqchip irqchip) {
+        const X86AcpiConfig acpi = {
+                .n_cpus = n_vcpus,
+                .irq0_gsi = X86_BOOT_IRQ0_PIN,
+                .pcat_compat = irqchip == VM_IRQCHIP_KERNEL,
+                .hw_reduced = true,
+        };
+        const X86MpConfig cfg = {
+                .n_cpus = n_vcpus,
+                .irq0_pin = X86_BOOT_IRQ0_PIN,
+                .cpu_signature = 0x600, /* family 6: the MP specification's "integrated APIC" generation */
+                .cpu_features = (1u << 0) | (1u << 9), /* FPU, APIC */
+        };
+        size_t size = x86_acpi_size(&acpi), written;
+        struct boot_params *bp = guest_memory_gpa_to_hva(m, X86_BOOT_ZERO_PAGE, sizeof *bp);
+        void *dst;
+        int r;
+
+        /* One vCPU needs no MADT; without ACPI tables Linux keeps the 8259 and the PIT as its
+         * timer, the platform single-vCPU boots were validated on (tests/hostvm/README.md: with ACPI
+         * tables it times with the LAPIC timer, which stalls often under nested TCG). */
+        if (n_vcpus > 1) {
+                if (size == 0 || size > X86_BOOT_ACPI_MAX)
+                        return -E2BIG;
+                dst = guest_memory_gpa_to_hva(m, X86_BOOT_ACPI, size);
+                if (!dst || !bp)
+                        return -EFAULT;
+                r = x86_acpi_build(&acpi, X86_BOOT_ACPI, dst, size, &written);
+                if (r < 0)
+                        return r;
+                bp->acpi_rsdp_addr = X86_BOOT_ACPI;
+        }
+
+        size = x86_mptable_size(&cfg);
+        if (X86_BOOT_MPTABLE + size > 0x100000)
+                return -E2BIG;
+        dst = guest_memory_gpa_to_hva(m, X86_BOOT_MPTABLE, size);
+        if (!dst)
+                return -EFAULT;
+        return x86_mptable_build(&cfg, X86_BOOT_MPTABLE, dst, size, &written);
 }
 
 /* Reads a whole file of at most max bytes into a fresh buffer. */
@@ -301,6 +350,11 @@ int x86_boot_load(const VmSpec *spec, GuestMemory *m, X86Boot *ret, JsonError *e
         r = x86_gdt_build(m);
         if (r < 0)
                 return json_error_set(e, "$.boot", "cannot write the GDT: %s", strerror(-r));
+        if (spec->boot_kind == VM_BOOT_KERNEL && spec->irqchip != VM_IRQCHIP_NONE) {
+                r = x86_boot_platform_write(m, spec->vcpus, spec->irqchip);
+                if (r < 0)
+                        return json_error_set(e, "$.vcpus", "cannot write the ACPI and MP tables: %s", strerror(-r));
+        }
         b.zero_page = X86_BOOT_ZERO_PAGE;
         *ret = b;
         return 0;

@@ -26,6 +26,9 @@
 #define X86_BOOT_CMDLINE_MAX 0x1000ULL
 #define X86_BOOT_AREA_END (X86_BOOT_CMDLINE + X86_BOOT_CMDLINE_MAX) /* raw long-mode images start above */
 #define X86_BOOT_EBDA 0x9fc00ULL
+#define X86_BOOT_ACPI 0xe0000ULL    /* ACPI tables, RSDP first; in [EBDA, 1MiB), which the e820 map reserves */
+#define X86_BOOT_ACPI_MAX 0x10000ULL
+#define X86_BOOT_MPTABLE 0xf0000ULL /* likewise */
 #define X86_BOOT_KERNEL_ADDR 0x100000ULL /* bzImage protected-mode part */
 #define X86_BOOT_DEFAULT_CMDLINE "console=ttyS0"
 
@@ -55,6 +58,17 @@ int x86_gdt_build(GuestMemory *m);
  * guests), e820 map, command line pointer, initrd. */
 int x86_zero_page_build(GuestMemory *m, const struct setup_header *hdr, const char *cmdline, uint64_t initrd_addr,
                         uint64_t initrd_size);
+
+/* The IOAPIC pin the in-kernel PIT's IRQ 0 reaches, as the MP table and the MADT tell the guest.
+ * KVM's default GSI routing (kept by vmm/irq.c) sends GSI 0 to IOAPIC pin 0 and PIC pin 0; real PCs
+ * wire IRQ 0 to pin 2, which QEMU imitates by rerouting GSI 0. Telling the guest pin 2 without that
+ * rerouting would leave its timer pin silent. */
+#define X86_BOOT_IRQ0_PIN 0
+/* The platform description for kernel boots with an in-kernel LAPIC (irqchip kernel or split), which
+ * x86_boot_load() writes: with more than one vCPU ACPI tables (vmm/arch/x86/acpi.h) at X86_BOOT_ACPI,
+ * whose address it also puts in the zero page; always the MP table (vmm/arch/x86/mptable.h) at
+ * X86_BOOT_MPTABLE for kernels that read that instead. */
+int x86_boot_platform_write(GuestMemory *m, unsigned n_vcpus, VmIrqchip irqchip);
 
 /* Loads the spec's boot files into guest memory and writes the boot structures. Errors name the
  * spec field in e. */

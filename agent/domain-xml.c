@@ -701,6 +701,252 @@ static int import_chardev(Import *im, const xmlNode *dev) {
                       type);
 }
 
+/* Appends an object to spec[key] (an array, created on first use); *ret is borrowed. */
+static int spec_array_append(json_object *spec, const char *key, json_object **ret) {
+        json_object *arr, *item;
+        if (!json_object_object_get_ex(spec, key, &arr)) {
+                arr = json_object_new_array();
+                if (!arr || json_add(spec, key, arr) < 0)
+                        return -ENOMEM;
+        }
+        item = json_object_new_object();
+        if (!item || json_object_array_add(arr, item) < 0) {
+                json_object_put(item);
+                return -ENOMEM;
+        }
+        *ret = item;
+        return 0;
+}
+
+/* <address> places the device on a PCI slot of libvirt's choosing; kvmfleet-vmm numbers slots in
+ * document order itself. <alias> is a name for libvirt's own use. */
+static int import_device_placement(Import *im, const xmlNode *c) {
+        if (node_is(c, "alias"))
+                return 0;
+        return ignore(im, c, NULL, "kvmfleet-vmm places its virtio devices on PCI bus 0 itself, in document order");
+}
+
+/* <disk type='file'|'block' device='disk'> on bus virtio with a raw image: a virtio-blk disk. */
+static int import_disk(Import *im, const xmlNode *disk) {
+        static const char *const attrs[] = { "type", "device", "snapshot", "model", NULL };
+        const char *type = attr_get(disk, "type"), *device = attr_get(disk, "device"), *model = attr_get(disk, "model");
+        const xmlNode *source = NULL, *target = NULL;
+        bool readonly = false;
+        _cleanup_free_ char *serial = NULL;
+        json_object *item;
+        size_t refused = im->n_refused;
+        int r;
+
+        /* A disk of another kind is refused as a whole: its children describe something else. */
+        if (!type || (!streq(type, "file") && !streq(type, "block")))
+                return refuse(im, disk, "type",
+                              "kvmfleet attaches raw image files and block devices (type file or block), not \"%.32s\"",
+                              type ?: "");
+        if (device && !streq(device, "disk"))
+                return refuse(im, disk, "device", "kvmfleet attaches disks only (virtio-blk), not a %.32s", device);
+        if (model && !streq(model, "virtio") && !streq(model, "virtio-non-transitional"))
+                return refuse(im, disk, "model", "kvmfleet's disks are modern virtio-blk devices, not \"%.32s\"", model);
+        r = check_attrs(im, disk, attrs, "attribute kvmfleet does not map");
+        if (r < 0)
+                return r;
+        if (attr_get(disk, "snapshot")) {
+                r = ignore(im, disk, "snapshot", "kvmfleet takes no disk snapshots");
+                if (r < 0)
+                        return r;
+        }
+
+        for (const xmlNode *c = disk->children; c; c = c->next) {
+                if (!is_element(c))
+                        continue;
+                if (node_is(c, "driver")) {
+                        const char *name = attr_get(c, "name"), *dtype = attr_get(c, "type");
+                        r = 0;
+                        if (name && !streq(name, "qemu"))
+                                r = refuse(im, c, "name", "must be qemu (the hypervisor's own block driver)");
+                        else if (dtype && !streq(dtype, "raw"))
+                                r = refuse(im, c, "type",
+                                           "kvmfleet attaches raw images only, not %.32s (convert with qemu-img convert -O raw)",
+                                           dtype);
+                        for (const xmlAttr *a = c->properties; r >= 0 && a; a = a->next) {
+                                const char *an = (const char *) a->name, *v = attr_get(c, an);
+                                if (a->ns || streq(an, "name") || streq(an, "type"))
+                                        continue;
+                                /* Host-side caching, I/O submission and zero detection: the guest sees
+                                 * the same device and the same data either way. */
+                                if (streq(an, "cache") || streq(an, "io") || streq(an, "detect_zeroes") ||
+                                    streq(an, "iothread") || streq(an, "queues") || streq(an, "queue_size"))
+                                        r = ignore(im, c, an, "kvmfleet-vmm chooses its own host I/O path");
+                                else if ((streq(an, "discard") && streq(v, "ignore")) ||
+                                         ((streq(an, "error_policy") || streq(an, "rerror_policy")) && streq(v, "report")))
+                                        r = 0;
+                                else if (streq(an, "discard"))
+                                        r = refuse(im, c, an, "kvmfleet's disks offer no discard to the guest");
+                                else if (streq(an, "error_policy") || streq(an, "rerror_policy"))
+                                        r = refuse(im, c, an, "kvmfleet reports I/O errors to the guest (report); it never pauses the VM");
+                                else
+                                        r = refuse(im, c, an, "a driver setting that changes what the guest sees");
+                        }
+                } else if (node_is(c, "source")) {
+                        static const char *const sattrs[] = { "file", "dev", "index", NULL };
+                        const char *want = type && streq(type, "block") ? "dev" : "file";
+                        source = c;
+                        if (!attr_get(c, want))
+                                r = refuse(im, c, NULL, "needs the %s attribute for a disk of type %s", want,
+                                           type ?: "file");
+                        else
+                                r = 0;
+                        for (const xmlAttr *a = c->properties; r >= 0 && a; a = a->next) {
+                                bool ok = false;
+                                for (size_t i = 0; sattrs[i]; i++)
+                                        ok |= !a->ns && streq((const char *) a->name, sattrs[i]);
+                                if (!ok)
+                                        r = refuse(im, c, (const char *) a->name, "a source setting kvmfleet does not support");
+                        }
+                        for (const xmlNode *k = c->children; r >= 0 && k; k = k->next)
+                                if (is_element(k))
+                                        r = refuse(im, k, NULL, "a source setting kvmfleet does not support");
+                } else if (node_is(c, "target")) {
+                        static const char *const tattrs[] = { "dev", "bus", NULL };
+                        const char *bus = attr_get(c, "bus"), *dev = attr_get(c, "dev");
+                        target = c;
+                        if (bus && !streq(bus, "virtio"))
+                                r = refuse(im, c, "bus", "kvmfleet's disks are virtio-blk (bus virtio), not %.32s", bus);
+                        else if (!bus && (!dev || !startswith(dev, "vd")))
+                                r = refuse(im, c, NULL, "needs bus='virtio' (or a vdX device name)");
+                        else
+                                r = check_attrs(im, c, tattrs, "attribute kvmfleet does not map");
+                } else if (node_is(c, "readonly")) {
+                        readonly = true;
+                        r = 0;
+                } else if (node_is(c, "serial")) {
+                        free(serial);
+                        serial = node_text_stripped(c);
+                        r = serial ? 0 : -ENOMEM;
+                } else if (node_is(c, "backingStore")) {
+                        /* Written empty by libvirt for an image without a backing file. */
+                        bool empty = !attr_get(c, "type");
+                        for (const xmlNode *k = c->children; k; k = k->next)
+                                empty &= !is_element(k);
+                        r = empty ? 0 : refuse(im, c, NULL, "kvmfleet attaches standalone raw images, without a backing chain");
+                } else if (node_is(c, "alias") || node_is(c, "address"))
+                        r = import_device_placement(im, c);
+                else if (node_is(c, "boot"))
+                        r = ignore(im, c, NULL, "kvmfleet boots the kernel directly, not from a device");
+                else if (node_is(c, "iotune"))
+                        r = ignore(im, c, NULL, "kvmfleet sets no block I/O limits");
+                else if (node_is(c, "shareable"))
+                        r = refuse(im, c, NULL, "kvmfleet attaches an image written by a VM to that VM only");
+                else if (node_is(c, "encryption") || node_is(c, "auth"))
+                        r = refuse(im, c, NULL, "kvmfleet attaches plain raw images only");
+                else if (node_is(c, "blockio") || node_is(c, "geometry") || node_is(c, "wwn") || node_is(c, "vendor") ||
+                         node_is(c, "product") || node_is(c, "transient"))
+                        r = refuse(im, c, NULL, "kvmfleet's virtio-blk disks have no such setting");
+                else
+                        r = refuse(im, c, NULL, "unknown to kvmfleet");
+                if (r < 0)
+                        return r;
+        }
+        if (!source)
+                r = refuse(im, disk, NULL, "needs a <source>: kvmfleet has no empty drives");
+        else if (!target)
+                r = refuse(im, disk, NULL, "needs a <target dev='vdX' bus='virtio'/>");
+        else
+                r = 0;
+        if (r < 0 || im->n_refused > refused)
+                return r;
+
+        r = spec_array_append(im->spec, "disks", &item);
+        if (r >= 0)
+                r = spec_set_string(item, "path", attr_get(source, type && streq(type, "block") ? "dev" : "file"));
+        if (r >= 0 && readonly)
+                r = json_add_bool(item, "readonly", true);
+        if (r >= 0 && serial)
+                r = spec_set_string(item, "serial", serial);
+        return r;
+}
+
+/* <interface type='ethernet'> with a target tap and a virtio model: a virtio-net NIC on that tap. */
+static int import_interface(Import *im, const xmlNode *iface) {
+        static const char *const attrs[] = { "type", "trustGuestRxFilters", NULL };
+        const char *type = attr_get(iface, "type");
+        const xmlNode *target = NULL, *mac = NULL, *model = NULL;
+        size_t refused = im->n_refused;
+        json_object *item;
+        int r;
+
+        if (!type || !streq(type, "ethernet"))
+                return refuse(im, iface, "type",
+                              "kvmfleet attaches to an existing tap device (type ethernet with <target dev>), not \"%.32s\"; "
+                              "it creates no bridges, networks or user-mode stacks",
+                              type ?: "");
+        r = check_attrs(im, iface, attrs, "attribute kvmfleet does not map");
+        if (r < 0)
+                return r;
+        for (const xmlNode *c = iface->children; c; c = c->next) {
+                if (!is_element(c))
+                        continue;
+                if (node_is(c, "target")) {
+                        static const char *const tattrs[] = { "dev", "managed", NULL };
+                        const char *managed = attr_get(c, "managed");
+                        target = c;
+                        if (!attr_get(c, "dev") || !*attr_get(c, "dev"))
+                                r = refuse(im, c, NULL, "needs dev, the name of the tap device");
+                        else if (managed && !streq(managed, "no"))
+                                r = refuse(im, c, "managed", "kvmfleet attaches to an existing tap (managed='no')");
+                        else
+                                r = check_attrs(im, c, tattrs, "attribute kvmfleet does not map");
+                } else if (node_is(c, "mac")) {
+                        static const char *const mattrs[] = { "address", NULL };
+                        mac = c;
+                        r = attr_get(c, "address") ? check_attrs(im, c, mattrs, "attribute kvmfleet does not map")
+                                                   : refuse(im, c, NULL, "needs address");
+                } else if (node_is(c, "model")) {
+                        const char *m = attr_get(c, "type");
+                        model = c;
+                        if (!m || (!streq(m, "virtio") && !streq(m, "virtio-non-transitional")))
+                                r = refuse(im, c, "type", "kvmfleet's NICs are virtio-net, not \"%.32s\"", m ?: "");
+                        else
+                                r = 0;
+                } else if (node_is(c, "driver")) {
+                        const char *name = attr_get(c, "name");
+                        r = name && !streq(name, "vhost") && !streq(name, "qemu")
+                                    ? refuse(im, c, "name", "must be vhost or qemu")
+                                    : ignore(im, c, NULL, "kvmfleet-vmm chooses its own host packet path");
+                } else if (node_is(c, "link")) {
+                        const char *state = attr_get(c, "state");
+                        r = state && !streq(state, "up") ? refuse(im, c, "state", "kvmfleet's NICs start with the link up")
+                                                          : 0;
+                } else if (node_is(c, "alias") || node_is(c, "address"))
+                        r = import_device_placement(im, c);
+                else if (node_is(c, "boot") || node_is(c, "rom"))
+                        r = ignore(im, c, NULL, "kvmfleet boots the kernel directly; it has no network boot ROM");
+                else if (node_is(c, "bandwidth"))
+                        r = ignore(im, c, NULL, "kvmfleet sets no traffic shaping on the tap");
+                else if (node_is(c, "script") || node_is(c, "downscript") || node_is(c, "ip") || node_is(c, "route"))
+                        r = refuse(im, c, NULL, "kvmfleet does not configure the host side of the tap; set it up before define");
+                else if (node_is(c, "mtu") || node_is(c, "coalesce") || node_is(c, "tune") || node_is(c, "filterref") ||
+                         node_is(c, "vlan") || node_is(c, "virtualport") || node_is(c, "source") || node_is(c, "backend") ||
+                         node_is(c, "port") || node_is(c, "teaming"))
+                        r = refuse(im, c, NULL, "kvmfleet's virtio-net NICs have no such setting");
+                else
+                        r = refuse(im, c, NULL, "unknown to kvmfleet");
+                if (r < 0)
+                        return r;
+        }
+        if (!target)
+                r = refuse(im, iface, NULL, "needs <target dev='TAP'/>: kvmfleet attaches to an existing tap");
+        else if (!model)
+                r = ignore(im, iface, NULL, "no <model>: kvmfleet's NICs are virtio-net");
+        if (r < 0 || im->n_refused > refused)
+                return r;
+        r = spec_array_append(im->spec, "nics", &item);
+        if (r >= 0)
+                r = spec_set_string(item, "tap", attr_get(target, "dev"));
+        if (r >= 0 && mac)
+                r = spec_set_string(item, "mac", attr_get(mac, "address"));
+        return r;
+}
+
 static int import_devices(Import *im, const xmlNode *devices) {
         static const struct {
                 const char *name;
@@ -708,7 +954,7 @@ static int import_devices(Import *im, const xmlNode *devices) {
                 const char *reason;
         } table[] = {
                 { "emulator", false, "kvmfleet runs its own VMM, kvmfleet-vmm" },
-                { "controller", false, "kvmfleet has no such controller (no USB, PCI or SATA controllers)" },
+                { "controller", false, "kvmfleet has no such controller (one PCI root bus; no USB, SATA or SCSI controllers)" },
                 { "memballoon", false, "kvmfleet has no memory balloon" },
                 { "input", false, "kvmfleet has no input devices" },
                 { "video", false, "kvmfleet has no display" },
@@ -721,11 +967,9 @@ static int import_devices(Import *im, const xmlNode *devices) {
                 { "channel", false, "kvmfleet has no guest agent channels" },
                 { "iommu", false, "kvmfleet has no IOMMU" },
                 { "parallel", false, "kvmfleet has no parallel port" },
-                { "disk", true, "disks hold guest data; kvmfleet does not attach disks yet" },
-                { "interface", true, "network interfaces carry the guest's identity (MAC, network); not supported yet" },
                 { "hostdev", true, "host device assignment is not supported" },
                 { "filesystem", true, "shared filesystems hold guest data; not supported" },
-                { "graphics", true, "kvmfleet has no graphical console; remove the display" },
+                { "graphics", false, "kvmfleet has no graphical console; the guest's console is its serial port" },
                 { "redirdev", true, "USB redirection is not supported" },
                 { "redirfilter", true, "USB redirection is not supported" },
                 { "smartcard", true, "smartcards hold identity; not supported" },
@@ -744,8 +988,10 @@ static int import_devices(Import *im, const xmlNode *devices) {
                 bool known = false;
                 if (!is_element(c))
                         continue;
-                if (node_is(c, "serial") || node_is(c, "console")) {
-                        r = import_chardev(im, c);
+                if (node_is(c, "serial") || node_is(c, "console") || node_is(c, "disk") || node_is(c, "interface")) {
+                        r = node_is(c, "disk")        ? import_disk(im, c)
+                            : node_is(c, "interface") ? import_interface(im, c)
+                                                      : import_chardev(im, c);
                         if (r < 0)
                                 return r;
                         continue;
@@ -757,9 +1003,17 @@ static int import_devices(Import *im, const xmlNode *devices) {
                                         r = refuse(im, c, NULL, "%s", table[i].reason);
                                 else if (streq(table[i].name, "memballoon") && streq_ptr(attr_get(c, "model"), "none"))
                                         r = 0;
+                                else if (streq(table[i].name, "controller") && streq_ptr(attr_get(c, "type"), "pci") &&
+                                         (streq_ptr(attr_get(c, "model"), "pci-root") ||
+                                          streq_ptr(attr_get(c, "model"), "pcie-root")))
+                                        r = 0; /* kvmfleet-vmm's devices sit on its one PCI root bus */
                                 else if (streq(table[i].name, "controller") && attr_get(c, "type")) {
                                         char why[128];
-                                        snprintf(why, sizeof why, "kvmfleet has no %.32s controller", attr_get(c, "type"));
+                                        if (streq(attr_get(c, "type"), "pci"))
+                                                snprintf(why, sizeof why, "kvmfleet-vmm has one PCI root bus and no %.32s",
+                                                         attr_get(c, "model") ?: "other PCI controller");
+                                        else
+                                                snprintf(why, sizeof why, "kvmfleet has no %.32s controller", attr_get(c, "type"));
                                         r = ignore(im, c, NULL, why);
                                 } else
                                         r = ignore(im, c, NULL, table[i].reason);
@@ -979,12 +1233,12 @@ static int import_domain(Import *im, xmlNode *root) {
                 { "cputune", false, "kvmfleet has no per-vCPU tuning beyond <vcpu cpuset>" },
                 { "numatune", false, "kvmfleet guests have one NUMA node" },
                 { "memtune", false, "kvmfleet sets no memory cgroup limits" },
-                { "blkiotune", false, "kvmfleet has no block devices" },
+                { "blkiotune", false, "kvmfleet sets no block I/O cgroup limits" },
                 { "resource", false, "kvmfleet places VMMs itself" },
                 { "perf", false, "kvmfleet reads KVM's binary stats instead of perf events" },
                 { "seclabel", false, "kvmfleet confines its VMMs itself" },
                 { "keywrap", false, "kvmfleet has no s390 key wrapping" },
-                { "throttlegroups", false, "kvmfleet has no block devices" },
+                { "throttlegroups", false, "kvmfleet sets no block I/O limits" },
                 { "sysinfo", true, "SMBIOS data is guest identity kvmfleet cannot provide" },
                 { "genid", true, "a VM generation ID is guest identity kvmfleet cannot provide" },
                 { "launchSecurity", true, "confidential VMs (SEV, TDX) are not supported" },
@@ -1138,8 +1392,11 @@ static const char *spec_path_to_xpath(const char *path) {
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
                 if (streq(path, map[i][0]))
                         return map[i][1];
-        if (startswith(path, "$.boot.") || startswith(path, "$.pit") || startswith(path, "$.disks") ||
-            startswith(path, "$.nics"))
+        if (startswith(path, "$.disks"))
+                return "/domain/devices/disk";
+        if (startswith(path, "$.nics"))
+                return "/domain/devices/interface";
+        if (startswith(path, "$.boot.") || startswith(path, "$.pit"))
                 return "/domain/metadata/kvmfleet:vm";
         return NULL;
 }
@@ -1355,6 +1612,23 @@ int domain_xml_to_spec(const char *xml, size_t len, const DomainXmlOptions *opts
 
 /* ---- export ---- */
 
+const char *domain_xml_disk_name(size_t index, char *buf, size_t size) {
+        /* vda…vdz, vdaa…vdzz as Linux names them: bijective base 26. */
+        char letters[8];
+        size_t n = 0, i = index + 1;
+        while (i > 0 && n < sizeof letters) {
+                i--;
+                letters[n++] = (char) ('a' + i % 26);
+                i /= 26;
+        }
+        size_t w = (size_t) snprintf(buf, size, "vd");
+        while (n > 0 && w + 1 < size)
+                buf[w++] = letters[--n];
+        if (w < size)
+                buf[w] = '\0';
+        return buf;
+}
+
 static const char *host_nested_feature(void) {
         unsigned a, b, c, d;
         if (__get_cpuid(0, &a, &b, &c, &d) &&
@@ -1455,19 +1729,6 @@ int domain_xml_from_spec(const VmSpec *spec, const char *uuid, const DomainXmlEx
                 ok &= set_attrf(n, "entry", "0x%" PRIx64, spec->entry);
                 ok &= set_attr(n, "mode", vm_boot_mode_to_string(spec->mode));
         }
-        for (size_t i = 0; i < spec->n_disks; i++) {
-                n = xmlNewChild(vm, ns, BAD_CAST "disk", NULL);
-                ok &= set_attr(n, "path", spec->disks[i].path);
-                ok &= set_attr(n, "readonly", spec->disks[i].readonly ? "yes" : "no");
-                if (spec->disks[i].serial)
-                        ok &= set_attr(n, "serial", spec->disks[i].serial);
-        }
-        for (size_t i = 0; i < spec->n_nics; i++) {
-                n = xmlNewChild(vm, ns, BAD_CAST "nic", NULL);
-                ok &= set_attr(n, "tap", spec->nics[i].tap);
-                if (spec->nics[i].mac)
-                        ok &= set_attr(n, "mac", spec->nics[i].mac);
-        }
         for (size_t i = 0; i < spec->n_libvirt_metadata; i++) {
                 r = metadata_restore(doc, md, spec->libvirt_metadata[i]);
                 if (r < 0)
@@ -1524,6 +1785,41 @@ int domain_xml_from_spec(const VmSpec *spec, const char *uuid, const DomainXmlEx
         ok &= !!add_text(root, "on_crash", vm_on_crash_to_string(spec->on_crash));
 
         devices = xmlNewChild(root, NULL, BAD_CAST "devices", NULL);
+        for (size_t i = 0; i < spec->n_disks; i++) {
+                const VmDisk *d = &spec->disks[i];
+                bool block = startswith(d->path, "/dev/");
+                char dev[16];
+                xmlNodePtr disk = devices ? xmlNewChild(devices, NULL, BAD_CAST "disk", NULL) : NULL;
+                ok &= set_attr(disk, "type", block ? "block" : "file");
+                ok &= set_attr(disk, "device", "disk");
+                n = disk ? xmlNewChild(disk, NULL, BAD_CAST "driver", NULL) : NULL;
+                ok &= set_attr(n, "name", "qemu");
+                ok &= set_attr(n, "type", "raw");
+                n = disk ? xmlNewChild(disk, NULL, BAD_CAST "source", NULL) : NULL;
+                ok &= set_attr(n, block ? "dev" : "file", d->path);
+                n = disk ? xmlNewChild(disk, NULL, BAD_CAST "target", NULL) : NULL;
+                ok &= set_attr(n, "dev", domain_xml_disk_name(i, dev, sizeof dev));
+                ok &= set_attr(n, "bus", "virtio");
+                if (d->readonly)
+                        ok &= disk && xmlNewChild(disk, NULL, BAD_CAST "readonly", NULL);
+                if (d->serial)
+                        ok &= disk && add_text(disk, "serial", d->serial);
+        }
+        for (size_t i = 0; i < spec->n_nics; i++) {
+                xmlNodePtr iface = devices ? xmlNewChild(devices, NULL, BAD_CAST "interface", NULL) : NULL;
+                ok &= set_attr(iface, "type", "ethernet");
+                /* The MAC the agent recorded at define; a spec without one keeps none, so that the
+                 * document imports back to the same spec. */
+                if (spec->nics[i].mac) {
+                        n = iface ? xmlNewChild(iface, NULL, BAD_CAST "mac", NULL) : NULL;
+                        ok &= set_attr(n, "address", spec->nics[i].mac);
+                }
+                n = iface ? xmlNewChild(iface, NULL, BAD_CAST "target", NULL) : NULL;
+                ok &= set_attr(n, "dev", spec->nics[i].tap);
+                ok &= set_attr(n, "managed", "no");
+                n = iface ? xmlNewChild(iface, NULL, BAD_CAST "model", NULL) : NULL;
+                ok &= set_attr(n, "type", "virtio");
+        }
         for (int i = 0; i < 2; i++) {
                 const char *type = spec->console_log ? "file" : "pty";
                 xmlNodePtr dev = devices ? xmlNewChild(devices, NULL, BAD_CAST (i == 0 ? "serial" : "console"), NULL)

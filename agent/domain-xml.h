@@ -62,6 +62,9 @@ typedef struct DomainXmlExportOptions {
         const char *nested_feature;
 } DomainXmlExportOptions;
 
+/* The libvirt target name of disk index: vda, vdb, … vdz, vdaa. Returns buf. */
+const char *domain_xml_disk_name(size_t index, char *buf, size_t size);
+
 /* spec → domain XML text (NUL-terminated, caller frees). uuid overrides spec->uuid when not NULL
  * (the agent's VM uuid). -ENOMEM, or -EINVAL when the spec holds metadata that is not XML. */
 int domain_xml_from_spec(const VmSpec *spec, const char *uuid, const DomainXmlExportOptions *opts, char **ret_xml,

@@ -1012,8 +1012,100 @@ static uint64_t host_memory(void) {
         return pages > 0 && size > 0 ? (uint64_t) pages * (uint64_t) size : 0;
 }
 
+/* Two names for one image: the same path, or (when both exist) the same inode or block device. */
+static bool disk_same_image(const char *a, const char *b) {
+        struct stat sa, sb;
+        if (streq(a, b))
+                return true;
+        if (stat(a, &sa) < 0 || stat(b, &sb) < 0 || (sa.st_mode & S_IFMT) != (sb.st_mode & S_IFMT))
+                return false;
+        if (S_ISBLK(sa.st_mode))
+                return sa.st_rdev == sb.st_rdev;
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Host resources a VM holds exclusively, checked against every VM in the inventory (defined ones
+ * too: they hold their taps and images from define to undefine, so that a start never finds them
+ * taken). A tap has one reader; an image written by one VM is not safe to attach to another at all. */
+static int devices_check_conflicts(Manager *m, const VmSpec *spec, VmError *e) {
+        VmRecord **recs = NULL;
+        size_t n = 0;
+        int k = store_vm_records(m->store, &recs, &n);
+        if (k < 0)
+                return vm_error(e, 500, "internal", "inventory: %s", strerror(-k));
+        for (size_t i = 0; k >= 0 && i < n; i++) {
+                _cleanup_vm_spec_ VmSpec *other = NULL;
+                JsonError je;
+                char path[64];
+                if (spec->uuid && streq(recs[i]->uuid, spec->uuid))
+                        continue;
+                if (vm_spec_from_string(recs[i]->spec, strlen(recs[i]->spec), &other, &je) < 0)
+                        continue;
+                for (size_t a = 0; k >= 0 && a < spec->n_nics; a++)
+                        for (size_t b = 0; k >= 0 && b < other->n_nics; b++) {
+                                if (!streq(spec->nics[a].tap, other->nics[b].tap))
+                                        continue;
+                                snprintf(path, sizeof path, "$.nics[%zu].tap", a);
+                                json_object_put(e->details);
+                                e->details = json_object_new_object();
+                                json_add_string(e->details, "path", path);
+                                json_add_string(e->details, "existing", recs[i]->uuid);
+                                json_add_string(e->details, "existing_name", recs[i]->name);
+                                k = vm_error(e, 409, "conflict", "%s: tap \"%s\" is already attached to VM \"%s\" (%s)",
+                                             path, spec->nics[a].tap, recs[i]->name, recs[i]->uuid);
+                        }
+                for (size_t a = 0; k >= 0 && a < spec->n_disks; a++)
+                        for (size_t b = 0; k >= 0 && b < other->n_disks; b++) {
+                                if ((spec->disks[a].readonly && other->disks[b].readonly) ||
+                                    !disk_same_image(spec->disks[a].path, other->disks[b].path))
+                                        continue;
+                                snprintf(path, sizeof path, "$.disks[%zu].path", a);
+                                json_object_put(e->details);
+                                e->details = json_object_new_object();
+                                json_add_string(e->details, "path", path);
+                                json_add_string(e->details, "existing", recs[i]->uuid);
+                                json_add_string(e->details, "existing_name", recs[i]->name);
+                                k = vm_error(e, 409, "conflict",
+                                             "%s: \"%s\" is already attached %s to VM \"%s\" (%s); only read-only attachments may share an image",
+                                             path, spec->disks[a].path, other->disks[b].readonly ? "read-only" : "read-write",
+                                             recs[i]->name, recs[i]->uuid);
+                        }
+        }
+        vm_record_array_free(recs, n);
+        return k;
+}
+
+/* The MAC a NIC gets when the spec names none, fixed at define so that GET, dumpxml and every later
+ * start of the VMM agree even if the derivation ever changes. */
+static int nics_fill_mac(VmSpec *spec) {
+        for (size_t i = 0; i < spec->n_nics; i++) {
+                char mac[18];
+                if (spec->nics[i].mac)
+                        continue;
+                vm_spec_nic_mac(spec, i, mac);
+                spec->nics[i].mac = strdup(mac);
+                if (!spec->nics[i].mac)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Held from the conflict check to the insert, so that two defines cannot both take one tap. */
+static pthread_mutex_t define_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int create_locked(Manager *m, json_object *body, bool check_files, const char *actor, VmRecord **ret,
+                         VmError *e);
+
 static int create_internal(Manager *m, json_object *body, bool check_files, const char *actor, VmRecord **ret,
                            VmError *e) {
+        pthread_mutex_lock(&define_lock);
+        int k = create_locked(m, body, check_files, actor, ret, e);
+        pthread_mutex_unlock(&define_lock);
+        return k;
+}
+
+static int create_locked(Manager *m, json_object *body, bool check_files, const char *actor, VmRecord **ret,
+                         VmError *e) {
         _cleanup_vm_spec_ VmSpec *spec = NULL;
         _cleanup_json_ json_object *canon = NULL;
         JsonError je = { .path = "" };
@@ -1069,6 +1161,11 @@ static int create_internal(Manager *m, json_object *body, bool check_files, cons
                 if (!spec->uuid)
                         return vm_error(e, 500, "internal", "out of memory");
         }
+        if (nics_fill_mac(spec) < 0)
+                return vm_error(e, 500, "internal", "out of memory");
+        k = devices_check_conflicts(m, spec, e);
+        if (k < 0)
+                return k;
         k = vm_spec_to_json(spec, &canon);
         if (k < 0)
                 return vm_error(e, 500, "internal", "cannot format the spec: %s", strerror(-k));

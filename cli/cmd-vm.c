@@ -31,6 +31,90 @@ static int one_id(int argc, char **argv, const char *verb, const char **ret) {
         return EXIT_OK;
 }
 
+/* One line per disk and NIC, in the order the guest sees them (vda, vdb…; eth0…). */
+static void print_devices(json_object *spec) {
+        json_object *arr = NULL;
+        if (spec && json_object_object_get_ex(spec, "disks", &arr) && json_object_is_type(arr, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        json_object *d = json_object_array_get_idx(arr, i), *ro = NULL;
+                        bool readonly = json_object_object_get_ex(d, "readonly", &ro) && json_object_get_boolean(ro);
+                        printf("Disk %-7zu %s%s%s%s\n", i, json_str(d, "path") ?: "-", readonly ? " (read-only)" : "",
+                               json_str(d, "serial") ? " serial=" : "", json_str(d, "serial") ?: "");
+                }
+        if (spec && json_object_object_get_ex(spec, "nics", &arr) && json_object_is_type(arr, json_type_array))
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        json_object *n = json_object_array_get_idx(arr, i);
+                        printf("NIC %-8zu tap %s, mac %s\n", i, json_str(n, "tap") ?: "-", json_str(n, "mac") ?: "-");
+                }
+}
+
+/* --disk PATH[,readonly][,serial=S] → {"path", "readonly"?, "serial"?} appended to spec.disks. */
+static int add_disk(json_object *spec, const char *arg) {
+        _cleanup_free_ char *copy = strdup(arg);
+        json_object *arr, *d;
+        char *save = NULL, *tok;
+        if (!copy)
+                return EXIT_FAILED;
+        tok = strtok_r(copy, ",", &save);
+        if (!tok || !*tok || arg[0] == ',') {
+                fprintf(stderr, "kvmfleetctl: --disk needs PATH[,readonly][,serial=S], not \"%s\"\n", arg);
+                return EXIT_USAGE;
+        }
+        d = json_object_new_object();
+        json_add_string(d, "path", tok);
+        while ((tok = strtok_r(NULL, ",", &save))) {
+                if (streq(tok, "readonly") || streq(tok, "ro"))
+                        json_add_bool(d, "readonly", true);
+                else if (startswith(tok, "serial="))
+                        json_add_string(d, "serial", tok + strlen("serial="));
+                else {
+                        fprintf(stderr, "kvmfleetctl: --disk: unknown option \"%s\" (readonly, serial=S)\n", tok);
+                        json_object_put(d);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!json_object_object_get_ex(spec, "disks", &arr)) {
+                arr = json_object_new_array();
+                json_add(spec, "disks", arr);
+        }
+        json_object_array_add(arr, d);
+        return EXIT_OK;
+}
+
+/* --nic tap=NAME[,mac=M] → {"tap", "mac"?} appended to spec.nics. */
+static int add_nic(json_object *spec, const char *arg) {
+        _cleanup_free_ char *copy = strdup(arg);
+        json_object *arr, *n;
+        char *save = NULL, *tok;
+        bool tap = false;
+        if (!copy)
+                return EXIT_FAILED;
+        n = json_object_new_object();
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (startswith(tok, "tap=")) {
+                        json_add_string(n, "tap", tok + strlen("tap="));
+                        tap = true;
+                } else if (startswith(tok, "mac="))
+                        json_add_string(n, "mac", tok + strlen("mac="));
+                else {
+                        fprintf(stderr, "kvmfleetctl: --nic: unknown option \"%s\" (tap=NAME, mac=M)\n", tok);
+                        json_object_put(n);
+                        return EXIT_USAGE;
+                }
+        }
+        if (!tap) {
+                fprintf(stderr, "kvmfleetctl: --nic needs tap=NAME[,mac=M], not \"%s\"\n", arg);
+                json_object_put(n);
+                return EXIT_USAGE;
+        }
+        if (!json_object_object_get_ex(spec, "nics", &arr)) {
+                arr = json_object_new_array();
+                json_add(spec, "nics", arr);
+        }
+        json_object_array_add(arr, n);
+        return EXIT_OK;
+}
+
 static void print_vm(json_object *vm) {
         json_object *spec = NULL, *vmm = NULL, *boot = NULL;
         json_object_object_get_ex(vm, "spec", &spec);
@@ -45,6 +129,7 @@ static void print_vm(json_object *vm) {
         printf("Boot:        %s\n", json_str(boot, "kernel") ?: json_str(boot, "raw") ?: "-");
         printf("Irqchip:     %s\n", json_str(spec, "irqchip") ?: "-");
         printf("On crash:    %s\n", json_str(spec, "on_crash") ?: "-");
+        print_devices(spec);
         printf("VMM pid:     %s\n", json_str(vmm, "pid") ?: "-");
         printf("Exit reason: %s\n", json_str(vm, "exit_reason") ?: "-");
         printf("Created:     %s\n", json_str(vm, "created_at") ?: "-");
@@ -84,7 +169,7 @@ static int add_size(json_object *o, const char *key, const char *value) {
 
 int cmd_vm_create(Client *c, int argc, char **argv) {
         enum { O_FILE = 1, O_NAME, O_VCPUS, O_MEMORY, O_KERNEL, O_INITRD, O_CMDLINE, O_RAW, O_LOAD, O_ENTRY, O_MODE,
-               O_IRQCHIP, O_BACKING, O_ON_CRASH, O_CONSOLE, O_NESTED, O_UUID, O_START };
+               O_IRQCHIP, O_BACKING, O_ON_CRASH, O_CONSOLE, O_NESTED, O_UUID, O_START, O_DISK, O_NIC };
         static const struct option options[] = {
                 { "file", required_argument, NULL, O_FILE },       { "name", required_argument, NULL, O_NAME },
                 { "vcpus", required_argument, NULL, O_VCPUS },     { "memory", required_argument, NULL, O_MEMORY },
@@ -96,7 +181,8 @@ int cmd_vm_create(Client *c, int argc, char **argv) {
                 { "on-crash", required_argument, NULL, O_ON_CRASH },
                 { "console-log", required_argument, NULL, O_CONSOLE },
                 { "nested", no_argument, NULL, O_NESTED },         { "uuid", required_argument, NULL, O_UUID },
-                { "start", no_argument, NULL, O_START },           {},
+                { "start", no_argument, NULL, O_START },           { "disk", required_argument, NULL, O_DISK },
+                { "nic", required_argument, NULL, O_NIC },         {},
         };
         _cleanup_json_ json_object *spec = json_object_new_object(), *boot = json_object_new_object();
         _cleanup_json_ json_object *file_spec = NULL;
@@ -146,6 +232,8 @@ int cmd_vm_create(Client *c, int argc, char **argv) {
                         break;
                 }
                 case O_START: start = true; break;
+                case O_DISK: r = add_disk(spec, optarg); break;
+                case O_NIC: r = add_nic(spec, optarg); break;
                 default: return EXIT_USAGE;
                 }
                 if (r != EXIT_OK)

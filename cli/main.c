@@ -22,7 +22,8 @@ static const Command commands[] = {
         { "vm", "create", cmd_vm_create,
           "vm create (--file SPEC.json | --name N --kernel F|--raw F ...) [--start]",
           "define a VM (flags: --vcpus --memory --initrd --cmdline --load-addr --entry --mode --irqchip "
-          "--memory-backing --on-crash --console-log --nested --uuid); prints its uuid" },
+          "--memory-backing --on-crash --console-log --nested --uuid --disk PATH[,readonly][,serial=S] "
+          "--nic tap=NAME[,mac=M], repeatable); prints its uuid" },
         { "vm", "list", cmd_vm_list, "vm list [--state S] [--name N] [--limit N --offset N]", "VMs (every page unless --limit)" },
         { "vm", "show", cmd_vm_show, "vm show VM", "one VM (VM: uuid or name)" },
         { "vm", "start", cmd_vm_start, "vm start VM", "start a defined, stopped or crashed VM" },

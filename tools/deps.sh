@@ -13,6 +13,7 @@ packages=(
         wrk
         libvirt-daemon-system libvirt-clients virtinst clang
         debhelper lintian debootstrap ansible ansible-lint prometheus scdoc bash-completion systemd-container
+        e2fsprogs
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -344,6 +345,30 @@ static int parse_nics(json_object *arr, VmSpec *spec, JsonError *e) {
         return 0;
 }
 
+/* What a device list may not say whatever the host: the same image twice (two queues writing one
+ * file behind each other's back), the same tap twice (a tap has one reader), devices without an
+ * in-kernel LAPIC (virtio-pci interrupts are MSI-X messages, delivered only by one). */
+static int check_devices(const VmSpec *spec, JsonError *e) {
+        char p[96];
+        if ((spec->n_disks > 0 || spec->n_nics > 0) && spec->irqchip == VM_IRQCHIP_NONE)
+                return json_error_set(e, "$.irqchip",
+                                      "disks and nics need an in-kernel LAPIC for their MSI-X interrupts (irqchip \"kernel\" or \"split\"), not irqchip \"none\"");
+        for (size_t i = 0; i < spec->n_disks; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(spec->disks[i].path, spec->disks[j].path)) {
+                                snprintf(p, sizeof p, "$.disks[%zu].path", i);
+                                return json_error_set(e, p, "\"%.128s\" is already $.disks[%zu]", spec->disks[i].path, j);
+                        }
+        for (size_t i = 0; i < spec->n_nics; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(spec->nics[i].tap, spec->nics[j].tap)) {
+                                snprintf(p, sizeof p, "$.nics[%zu].tap", i);
+                                return json_error_set(e, p, "tap \"%s\" is already $.nics[%zu]; a tap has one reader",
+                                                      spec->nics[i].tap, j);
+                        }
+        return 0;
+}
+
 void vm_spec_nic_mac(const VmSpec *spec, size_t index, char ret[18]) {
         if (index < spec->n_nics && spec->nics[index].mac) {
                 for (size_t i = 0; i < 17; i++)
@@ -608,6 +633,9 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                 if (r < 0)
                         return r;
         }
+        r = check_devices(spec, e);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(spec);
         return 0;
@@ -793,7 +821,71 @@ static int check_regular_file(const char *path, const char *jpath, struct stat *
         return 0;
 }
 
-int vm_spec_check_files(const VmSpec *spec, JsonError *e) {
+/* A disk image: a regular file or block device that opens with the access the guest gets, holds
+ * whole 512-byte sectors, and is raw (a qcow2 image would show the guest its metadata as data). */
+static int check_disk(const VmDisk *disk, size_t index, struct stat *ret_st, JsonError *e) {
+        _cleanup_close_ int fd = -1;
+        char jpath[64];
+        uint8_t magic[4];
+        struct stat st;
+        uint64_t size;
+        ssize_t n;
+
+        snprintf(jpath, sizeof jpath, "$.disks[%zu].path", index);
+        fd = open(disk->path, (disk->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return json_error_set(e, jpath, "cannot open \"%.128s\" %s: %s", disk->path,
+                                      disk->readonly ? "for reading" : "for reading and writing", strerror(errno));
+        if (fstat(fd, &st) < 0)
+                return json_error_set(e, jpath, "cannot access \"%.128s\": %s", disk->path, strerror(errno));
+        if (S_ISREG(st.st_mode))
+                size = (uint64_t) st.st_size;
+        else if (S_ISBLK(st.st_mode)) {
+                off_t end = lseek(fd, 0, SEEK_END);
+                if (end < 0)
+                        return json_error_set(e, jpath, "cannot size \"%.128s\": %s", disk->path, strerror(errno));
+                size = (uint64_t) end;
+        } else
+                return json_error_set(e, jpath, "\"%.128s\" is neither a regular file nor a block device", disk->path);
+        if (size == 0)
+                return json_error_set(e, jpath, "\"%.128s\" is empty", disk->path);
+        if (size % 512 != 0)
+                return json_error_set(e, jpath, "\"%.128s\" is %" PRIu64 " bytes, not a multiple of 512", disk->path,
+                                      size);
+        n = pread(fd, magic, sizeof magic, 0);
+        if (n < 0)
+                return json_error_set(e, jpath, "cannot read \"%.128s\": %s", disk->path, strerror(errno));
+        if (n == (ssize_t) sizeof magic && memcmp(magic, "QFI\xfb", 4) == 0)
+                return json_error_set(e, jpath,
+                                      "\"%.128s\" is a qcow2 image; kvmfleet attaches raw images only (convert with qemu-img convert -O raw)",
+                                      disk->path);
+        *ret_st = st;
+        return 0;
+}
+
+static int check_disks(const VmSpec *spec, JsonError *e) {
+        _cleanup_free_ struct stat *seen = calloc(spec->n_disks ?: 1, sizeof *seen);
+        if (!seen)
+                return -ENOMEM;
+        for (size_t i = 0; i < spec->n_disks; i++) {
+                int r = check_disk(&spec->disks[i], i, &seen[i], e);
+                if (r < 0)
+                        return r;
+                /* Two names (a symlink, a bind mount) for one image are the same disk twice. */
+                for (size_t j = 0; j < i; j++)
+                        if (seen[j].st_mode == seen[i].st_mode &&
+                            (S_ISBLK(seen[i].st_mode) ? seen[j].st_rdev == seen[i].st_rdev :
+                                                         seen[j].st_dev == seen[i].st_dev && seen[j].st_ino == seen[i].st_ino)) {
+                                char jpath[64];
+                                snprintf(jpath, sizeof jpath, "$.disks[%zu].path", i);
+                                return json_error_set(e, jpath, "\"%.128s\" is the same image as $.disks[%zu]",
+                                                      spec->disks[i].path, j);
+                        }
+        }
+        return 0;
+}
+
+static int check_boot_files(const VmSpec *spec, JsonError *e) {
         struct stat st;
         int r;
 
@@ -840,4 +932,11 @@ int vm_spec_check_files(const VmSpec *spec, JsonError *e) {
                 return json_error_set(e, "$.boot.raw", "\"%.128s\" (%lld bytes) does not fit in guest RAM at 0x%llx",
                                       spec->raw, (long long) st.st_size, (unsigned long long) spec->load_addr);
         return 0;
+}
+
+int vm_spec_check_files(const VmSpec *spec, JsonError *e) {
+        int r = check_boot_files(spec, e);
+        if (r < 0)
+                return r;
+        return check_disks(spec, e);
 }

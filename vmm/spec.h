@@ -121,7 +121,9 @@ int vm_spec_to_json(const VmSpec *spec, json_object **ret);
 
 /* The boot files exist and are what they claim: boot.kernel an ELF64 (x86-64) or a bzImage with the
  * 64-bit entry point, boot.raw a regular non-empty file that fits in guest RAM at load_addr,
- * boot.initrd a regular file. */
+ * boot.initrd a regular file; every disk a raw image (regular file or block device, not qcow2) that
+ * opens read-write (read-only when readonly), non-empty, a whole number of 512-byte sectors, no
+ * image attached twice. */
 int vm_spec_check_files(const VmSpec *spec, JsonError *e);
 
 const char *vm_irqchip_to_string(VmIrqchip i);

@@ -205,16 +205,17 @@ def virsh_dumpxml_imports_in_every_unit():
 def refusals_list_every_xpath():
     xml = ("<domain type='kvm'><name>%s-refused</name><memory unit='MiB'>16</memory><vcpu>1</vcpu>"
            "<os><type>hvm</type><kernel>%s</kernel></os><devices>"
-           "<disk type='file' device='disk'><source file='/a.img'/><target dev='vda'/></disk>"
+           "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/>"
+           "<target dev='vda'/></disk>"
            "<interface type='network'><source network='default'/></interface>"
-           "<graphics type='vnc'/><disk type='file' device='cdrom'><target dev='sda'/></disk>"
+           "<hostdev mode='subsystem' type='pci'/><disk type='file' device='cdrom'><target dev='sda'/></disk>"
            "</devices></domain>" % (PREFIX, KERNEL))
     r = post_xml(xml)
     check_eq(r.status, 422, repr(r))
     check_eq(r.error_code(), "unsupported")
     check_eq([x["xpath"] for x in r.json["error"]["details"]["refused"]],
-             ["/domain/devices/disk[1]", "/domain/devices/interface", "/domain/devices/graphics",
-              "/domain/devices/disk[2]"])
+             ["/domain/devices/disk[1]/driver/@type", "/domain/devices/interface/@type", "/domain/devices/hostdev",
+              "/domain/devices/disk[2]/@device"])
     check_eq(agent.request("GET", "/v1/vms/%s-refused" % PREFIX, record=False).status, 404)
 
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <elf.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -256,4 +257,102 @@ TEST(nic_mac_from_spec_or_uuid) {
         spec->uuid = strdup("0b3f1c6e-94b0-4c55-9f5b-1f8a2d9e6c12");
         vm_spec_nic_mac(spec, 1, again);
         CHECK(strcmp(b, again) != 0);
+}
+
+TEST(devices_refused_at_parse) {
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"irqchip\":\"none\","
+                     "\"disks\":[{\"path\":\"/a.img\"}]}",
+                     "$.irqchip", "in-kernel LAPIC");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"irqchip\":\"none\","
+                     "\"nics\":[{\"tap\":\"tap0\"}]}",
+                     "$.irqchip", "MSI-X");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ","
+                     "\"disks\":[{\"path\":\"/a.img\"},{\"path\":\"/b.img\"},{\"path\":\"/a.img\",\"readonly\":true}]}",
+                     "$.disks[2].path", "already $.disks[0]");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ","
+                     "\"nics\":[{\"tap\":\"tap0\"},{\"tap\":\"tap0\",\"mac\":\"52:54:00:00:00:01\"}]}",
+                     "$.nics[1].tap", "already $.nics[0]");
+
+        VmSpec *s = NULL;
+        JsonError e;
+        CHECK_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"irqchip\":\"split\","
+                           "\"disks\":[{\"path\":\"/a.img\"}],\"nics\":[{\"tap\":\"tap0\"},{\"tap\":\"tap1\"}]}",
+                           &s, &e),
+                     0);
+        vm_spec_free(s);
+}
+
+/* A spec with a valid ELF64 kernel and the given disks JSON. */
+static VmSpec *spec_with_disks(const char *disks_json) {
+        char kpath[512], text[2048];
+        uint8_t elf[4096] = { 0x7f, 'E', 'L', 'F', ELFCLASS64, ELFDATA2LSB };
+        Elf64_Ehdr *eh = (Elf64_Ehdr *) elf;
+        VmSpec *s = NULL;
+        JsonError e;
+
+        eh->e_machine = EM_X86_64;
+        eh->e_type = ET_EXEC;
+        eh->e_phnum = 1;
+        eh->e_phentsize = sizeof(Elf64_Phdr);
+        snprintf(kpath, sizeof kpath, "%s/elf-kernel", test_tmpdir());
+        write_file(kpath, elf, sizeof elf);
+        snprintf(text, sizeof text, "{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"%s\"},\"disks\":%s}",
+                 kpath, disks_json);
+        if (parse(text, &s, &e) < 0)
+                fprintf(stderr, "# %s: %s\n", e.path, e.message);
+        return s;
+}
+
+static void expect_disk_error(const char *disks_json, const char *path, const char *message_part) {
+        VmSpec *s = spec_with_disks(disks_json);
+        JsonError e = {};
+        ASSERT(s);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), -EINVAL);
+        CHECK_STREQ(e.path, path);
+        CHECK_CONTAINS(e.message, message_part);
+        vm_spec_free(s);
+}
+
+TEST(check_files_disks) {
+        char raw[512], odd[512], empty[512], qcow[512], link[512], json[4096];
+        uint8_t sectors[1024] = { 0 };
+        VmSpec *s;
+        JsonError e = {};
+
+        snprintf(raw, sizeof raw, "%s/raw.img", test_tmpdir());
+        snprintf(odd, sizeof odd, "%s/odd.img", test_tmpdir());
+        snprintf(empty, sizeof empty, "%s/empty.img", test_tmpdir());
+        snprintf(qcow, sizeof qcow, "%s/disk.qcow2", test_tmpdir());
+        snprintf(link, sizeof link, "%s/link.img", test_tmpdir());
+        write_file(raw, sectors, sizeof sectors);
+        write_file(odd, sectors, 700);
+        write_file(empty, sectors, 0);
+        memcpy(sectors, "QFI\xfb\0\0\0\3", 8);
+        write_file(qcow, sectors, sizeof sectors);
+        unlink(link);
+        CHECK_EQ_INT(symlink(raw, link), 0);
+
+        snprintf(json, sizeof json, "[{\"path\":\"%s\"},{\"path\":\"/dev/null\",\"readonly\":true}]", raw);
+        expect_disk_error(json, "$.disks[1].path", "neither a regular file nor a block device");
+        snprintf(json, sizeof json, "[{\"path\":\"%s\"},{\"path\":\"%s\"}]", raw, odd);
+        expect_disk_error(json, "$.disks[1].path", "not a multiple of 512");
+        snprintf(json, sizeof json, "[{\"path\":\"%s\",\"readonly\":true}]", empty);
+        expect_disk_error(json, "$.disks[0].path", "is empty");
+        snprintf(json, sizeof json, "[{\"path\":\"%s/absent.img\"}]", test_tmpdir());
+        expect_disk_error(json, "$.disks[0].path", "No such file");
+        snprintf(json, sizeof json, "[{\"path\":\"%s\"}]", test_tmpdir());
+        expect_disk_error(json, "$.disks[0].path", "cannot open");
+        snprintf(json, sizeof json, "[{\"path\":\"%s\"}]", qcow);
+        expect_disk_error(json, "$.disks[0].path",
+                          "is a qcow2 image; kvmfleet attaches raw images only (convert with qemu-img convert -O raw)");
+        snprintf(json, sizeof json, "[{\"path\":\"%s\"},{\"path\":\"%s\",\"readonly\":true}]", raw, link);
+        expect_disk_error(json, "$.disks[1].path", "same image as $.disks[0]");
+
+        snprintf(json, sizeof json, "[{\"path\":\"%s\",\"serial\":\"S1\"},{\"path\":\"%s\",\"readonly\":true}]", raw, odd);
+        memset(sectors, 0, sizeof sectors);
+        write_file(odd, sectors, 512);
+        s = spec_with_disks(json);
+        ASSERT(s);
+        CHECK_EQ_INT(vm_spec_check_files(s, &e), 0);
+        vm_spec_free(s);
 }

@@ -1,9 +1,9 @@
 #!/bin/bash
-# virtio-blk and virtio-net with Debian's kernel, in the test host: a 2-vCPU inner guest mounts an ext4
+# virtio-blk and virtio-net with Debian's kernel, in the test host: an inner guest mounts an ext4
 # image (built here with mke2fs -d) from virtio-blk, checks its marker, writes a file and unmounts; a
-# read-only second disk refuses writes; a NIC on a tap pings the test host's side. Each is run under
-# QEMU -accel kvm (the reference, which validates the guest and the images) and under kvmfleet-vmm;
-# the written file is read back out of the image with debugfs. See tests/hostvm/README.md.
+# read-only second disk refuses writes; a NIC on a tap pings the test host's side. Run under
+# kvmfleet-vmm; VIRTIO_VMMS="qemu vmm" adds QEMU -accel kvm as a reference for the guest and the
+# images. The written file is read back out of the image with debugfs. See tests/hostvm/README.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}
@@ -34,7 +34,7 @@ rm -f "$work/img/bench.img"
 mapfile -t extra < <(virtio_host_files "$work/libs") || { echo "not ok - virtio: cannot gather QEMU and debugfs"; exit 1; }
 files=()
 for f in "${extra[@]}"; do files+=(--file "$f"); done
-echo "MODE=test VMMS=\"${VIRTIO_VMMS:-qemu vmm}\" ${VIRTIO_ENV:-}" >"$work/virtio.env"
+echo "MODE=test VMMS=\"${VIRTIO_VMMS:-vmm}\" ${VIRTIO_ENV:-}" >"$work/virtio.env"
 
 HOSTVM_MODULES="kvm kvm-amd tun" hostvm_run --timeout 900 --mem 1536 \
         --file "$root/boot/vmlinuz-$rel:/linux/vmlinuz" --file "$work/initrd.gz:/linux/initrd.gz" \

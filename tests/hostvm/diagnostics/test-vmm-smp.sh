@@ -7,13 +7,13 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}
-case "$BUILD" in /*) build=$BUILD ;; *) build=$here/../../$BUILD ;; esac
+case "$BUILD" in /*) build=$BUILD ;; *) build=$here/../../../$BUILD ;; esac
 if [ ! -x "$build/kvmfleet-vmm" ]; then
         echo "not ok - vmm_smp: $BUILD/kvmfleet-vmm is not built"
         exit 1
 fi
-# shellcheck source=hostvm.sh
-source "$here/hostvm.sh"
+# shellcheck source=../hostvm.sh
+source "$here/../hostvm.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,7 +13,7 @@ virtio_guest_initrd() {
         local root=$1 rel=$2 out=$3 tree m line path moddir
         moddir=$root/lib/modules/$rel
         tree=$(mktemp -d)
-        mkdir -p "$tree"/{bin,dev,proc,sys,mnt,lib/modules}
+        mkdir -p "$tree"/{bin,dev,proc,sys,mnt,tmp,lib/modules}
         cp /bin/busybox "$tree/bin/busybox" || { rm -rf "$tree"; return 1; }
         for m in $VIRTIO_GUEST_MODULES; do
                 line=$(grep -E "/${m//[-_]/[-_]}\.ko(\.xz)?:" "$moddir/modules.dep" | head -n 1)

@@ -2,22 +2,22 @@
 0 after the disks and before virtio-rng, status names its tap and MAC (the spec's, or one derived from
 the uuid), and a tap that another process holds is refused naming $.nics[N].tap."""
 import fcntl
-import json
 import os
 import re
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kvmtest import BUILD, check, check_eq, run, skip, test  # noqa: E402
+from vmmproc import Vmm as VmmProcess  # noqa: E402
 
-VMM = os.path.join(BUILD, "kvmfleet-vmm")
 GUESTS = os.path.join(BUILD, "guests")
 TMP = tempfile.mkdtemp(prefix="kvmfleet-nic-test.")
+
+
+def Vmm(spec_obj, extra=()):
+    return VmmProcess(TMP, spec_obj, extra)
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
@@ -59,56 +59,11 @@ def spec(kernel, **kw):
     return s
 
 
-class Vmm:
-    seq = 0
-
-    def __init__(self, spec_obj, extra=()):
-        Vmm.seq += 1
-        self.dir = os.path.join(TMP, "vm%d" % Vmm.seq)
-        os.makedirs(self.dir)
-        self.control = os.path.join(self.dir, "control.sock")
-        spec_file = os.path.join(self.dir, "spec.json")
-        with open(spec_file, "w") as f:
-            json.dump(spec_obj, f)
-        self.proc = subprocess.Popen([VMM, "--spec", spec_file, "--control", self.control] + list(extra),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def wait_socket(self, timeout=10):
-        end = time.time() + timeout
-        while time.time() < end:
-            if os.path.exists(self.control):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("VMM exited early with %d: %s" % (self.proc.returncode, self.proc.stderr.read()))
-            time.sleep(0.01)
-        raise AssertionError("control socket did not appear")
-
-    def call(self, method):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.settimeout(10)
-        s.connect(self.control)
-        s.send(json.dumps({"id": 1, "method": method}).encode())
-        reply = json.loads(s.recv(1 << 20))
-        s.close()
-        check("result" in reply, "%s failed: %r" % (method, reply))
-        return reply["result"]
-
-    def finish(self, timeout=60):
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise AssertionError("VMM did not exit within %ss" % timeout)
-        self.out, self.err = out.decode(errors="replace"), err.decode(errors="replace")
-        return self.proc.returncode
-
-
 def devices_of(spec_obj):
     v = Vmm(spec_obj, extra=["--paused"])
     v.wait_socket()
-    devices = v.call("status")["devices"]
-    v.call("stop")
+    devices = v.result("status")["devices"]
+    v.result("stop")
     v.finish()
     return devices
 

@@ -1,86 +1,28 @@
 """kvmfleet-vmm's PCI bus and virtio devices on this machine's /dev/kvm: test guests enumerate bus 0
 (pcienum) and drive a virtio-blk function by polling (vblk)."""
-import json
 import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from kvmtest import BUILD, check, check_eq, run, skip, test  # noqa: E402
+from vmmproc import Vmm as VmmProcess  # noqa: E402
 
-VMM = os.path.join(BUILD, "kvmfleet-vmm")
 GUESTS = os.path.join(BUILD, "guests")
 TMP = tempfile.mkdtemp(prefix="kvmfleet-pci-test.")
 SECTOR0 = b"hello sector zero from the test"
+
+
+def Vmm(spec_obj, extra=()):
+    return VmmProcess(TMP, spec_obj, extra)
 
 
 def spec(kernel, **kw):
     s = {"name": "pci", "vcpus": 1, "memory": "16MiB", "boot": {"kernel": os.path.join(GUESTS, kernel)}}
     s.update(kw)
     return s
-
-
-class Vmm:
-    seq = 0
-
-    def __init__(self, spec_obj, extra=()):
-        Vmm.seq += 1
-        self.dir = os.path.join(TMP, "vm%d" % Vmm.seq)
-        os.makedirs(self.dir)
-        self.control = os.path.join(self.dir, "control.sock")
-        self.status_file = os.path.join(self.dir, "status.json")
-        spec_file = os.path.join(self.dir, "spec.json")
-        with open(spec_file, "w") as f:
-            json.dump(spec_obj, f)
-        self.proc = subprocess.Popen([VMM, "--spec", spec_file, "--control", self.control, "--status-file",
-                                      self.status_file] + list(extra),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.out = self.err = ""
-
-    def wait_socket(self, timeout=10):
-        end = time.time() + timeout
-        while time.time() < end:
-            if os.path.exists(self.control):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("VMM exited early with %d: %s" % (self.proc.returncode, self.proc.stderr.read()))
-            time.sleep(0.01)
-        raise AssertionError("control socket did not appear")
-
-    def result(self, method, params=None):
-        reply = self.call(method, params)
-        check("result" in reply, "%s failed: %r" % (method, reply))
-        return reply["result"]
-
-    def call(self, method, params=None):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s.settimeout(10)
-        s.connect(self.control)
-        req = {"id": 1, "method": method}
-        if params is not None:
-            req["params"] = params
-        s.send(json.dumps(req).encode())
-        reply = json.loads(s.recv(1 << 20))
-        s.close()
-        return reply
-
-    def finish(self, timeout=60):
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise AssertionError("VMM did not exit within %ss" % timeout)
-        self.out, self.err = out.decode(errors="replace"), err.decode(errors="replace")
-        return self.proc.returncode
-
-    def final_status(self):
-        with open(self.status_file) as f:
-            return json.load(f)
 
 
 def need_kvm():

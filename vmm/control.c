@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,11 +49,19 @@ int control_listen(const char *path, int *ret_fd) {
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+        /* Bound under a temporary name and renamed into place once listening, so that a client that
+         * sees the path can connect: between bind() and listen() a connect() is refused. */
+        char tmp[sizeof sa.sun_path];
+        struct sockaddr_un tmp_sa;
+        bool renamed = snprintf(tmp, sizeof tmp, "%s.%d~", path, (int) getpid()) < (int) sizeof tmp &&
+                       sockaddr_un_set(&tmp_sa, tmp) >= 0;
+        if (renamed)
+                (void) unlink(tmp);
+        if (bind(fd, (struct sockaddr *) (renamed ? &tmp_sa : &sa), sizeof sa) < 0)
                 return -errno;
-        if (listen(fd, 128) < 0) {
+        if (listen(fd, 128) < 0 || (renamed && rename(tmp, path) < 0)) {
                 r = -errno;
-                unlink(path);
+                unlink(renamed ? tmp : path);
                 return r;
         }
         *ret_fd = TAKE_FD(fd);

@@ -426,6 +426,18 @@ static int parse_create(json_object *body, MemslotInfo *req, bool *have_slot, Vm
         return 0;
 }
 
+/* A change's result row and its event land in one inventory transaction. Without the transaction
+ * (BEGIN failed) both are still written, each on its own. */
+static bool record_begin(Manager *m) {
+        return store_tx_begin(m->store) >= 0;
+}
+
+static void record_end(Manager *m, bool tx, const VmRecord *r, const char *action) {
+        int k = tx ? store_tx_end(m->store, true) : 0;
+        if (k < 0)
+                log_warning_errno(k, "Cannot record %s of VM %s in the inventory: %m", action, r->name);
+}
+
 static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userdata, VmError *e) {
         Op *op = userdata;
         _cleanup_(live_done) Live l = {};
@@ -464,13 +476,12 @@ static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userd
                 return k;
         }
         live_update_and_keep(r, &l, req.slot, req.as_id, op->result);
-        bool tx = store_tx_begin(m->store) >= 0;
+        bool tx = record_begin(m);
         k = store_memslot_put(m->store, r->uuid, op->result, "active");
         if (k < 0)
                 log_warning_errno(k, "Cannot record memslot %u of VM %s as active: %m", req.slot, r->name);
         event(m, op->actor, r, "memslot_create", "ok", op->result, NULL);
-        if (tx)
-                store_tx_end(m->store, true);
+        record_end(m, tx, r, "memslot_create");
         return 0;
 }
 
@@ -557,14 +568,13 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
         json_object *row = json_object_get(op->result);
         json_object_object_del(row, "guest_impact");
         live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, row);
-        bool tx = store_tx_begin(m->store) >= 0;
+        bool tx = record_begin(m);
         k = store_memslot_put(m->store, r->uuid, row, "active");
         json_object_put(row);
         if (k < 0)
                 log_warning_errno(k, "Cannot record memslot %u of VM %s: %m", op->slot, r->name);
         event(m, op->actor, r, action, "ok", op->result, NULL);
-        if (tx)
-                store_tx_end(m->store, true);
+        record_end(m, tx, r, action);
         return 0;
 }
 
@@ -602,13 +612,12 @@ static int do_delete(Manager *m, const VmRecord *r, const char *ctl, void *userd
         if (k < 0)
                 return k;
         live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, NULL);
-        bool tx = store_tx_begin(m->store) >= 0;
+        bool tx = record_begin(m);
         k = store_memslot_delete(m->store, r->uuid, op->as_id, op->slot);
         if (k < 0 && k != -ENOENT)
                 log_warning_errno(k, "Cannot remove memslot %u of VM %s from the inventory: %m", op->slot, r->name);
         event(m, op->actor, r, "memslot_delete", "ok", op->result, NULL);
-        if (tx)
-                store_tx_end(m->store, true);
+        record_end(m, tx, r, "memslot_delete");
         return 0;
 }
 

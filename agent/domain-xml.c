@@ -607,6 +607,22 @@ static int import_cpu(Import *im, const xmlNode *cpu) {
         return 0;
 }
 
+/* An on|off attribute of node that maps to cpu.kvm_pv.FEATURE; absent: KVM's default stays. */
+static int import_kvm_pv_switch(Import *im, const xmlNode *node, const char *attr, const char *feature) {
+        const char *v = attr_get(node, attr);
+        json_object *cpu, *pv;
+        if (!v)
+                return 0;
+        if (!streq(v, "on") && !streq(v, "off"))
+                return refuse(im, node, attr, "must be on or off");
+        int r = spec_sub(im->spec, "cpu", &cpu);
+        if (r >= 0)
+                r = spec_sub(cpu, "kvm_pv", &pv);
+        if (r >= 0)
+                r = json_add_bool(pv, feature, streq(v, "on"));
+        return r;
+}
+
 static int import_features(Import *im, const xmlNode *features) {
         int r = check_attrs(im, features, NULL, "attribute kvmfleet does not map");
         if (r < 0)
@@ -614,8 +630,19 @@ static int import_features(Import *im, const xmlNode *features) {
         for (const xmlNode *c = features->children; c; c = c->next) {
                 if (!is_element(c))
                         continue;
-                if (node_is(c, "apic"))
-                        r = check_attrs(im, c, NULL, "kvmfleet's local APIC has no options");
+                if (node_is(c, "apic")) {
+                        /* eoi: the KVM paravirtual EOI (cpu.kvm_pv.pv_eoi) */
+                        static const char *const attrs[] = { "eoi", NULL };
+                        r = check_attrs(im, c, attrs, "attribute kvmfleet does not map");
+                        if (r >= 0)
+                                r = import_kvm_pv_switch(im, c, "eoi", "pv_eoi");
+                } else if (node_is(c, "pvspinlock")) {
+                        /* state: KVM_FEATURE_PV_UNHALT, what paravirtual spinlocks need */
+                        static const char *const attrs[] = { "state", NULL };
+                        r = check_attrs(im, c, attrs, "attribute kvmfleet does not map");
+                        if (r >= 0)
+                                r = import_kvm_pv_switch(im, c, "state", "pv_unhalt");
+                }
                 else if (node_is(c, "ioapic")) {
                         static const char *const attrs[] = { "driver", NULL };
                         const char *driver = attr_get(c, "driver");
@@ -629,7 +656,7 @@ static int import_features(Import *im, const xmlNode *features) {
                                         r = refuse(im, c, "driver", "must be kvm (in-kernel irqchip) or qemu (split irqchip)");
                         }
                 } else if (node_is(c, "acpi"))
-                        r = ignore(im, c, NULL, "kvmfleet-vmm provides no ACPI tables");
+                        r = ignore(im, c, NULL, "kvmfleet-vmm writes ACPI tables for guests with more than one vCPU");
                 else
                         r = ignore(im, c, NULL, "kvmfleet-vmm does not offer this hypervisor feature");
                 if (r < 0)
@@ -1768,9 +1795,17 @@ int domain_xml_from_spec(const VmSpec *spec, const char *uuid, const DomainXmlEx
         }
 
         if (spec->irqchip != VM_IRQCHIP_NONE) {
-                n = xmlNewChild(root, NULL, BAD_CAST "features", NULL);
-                ok &= n && xmlNewChild(n, NULL, BAD_CAST "apic", NULL);
-                n = n ? xmlNewChild(n, NULL, BAD_CAST "ioapic", NULL) : NULL;
+                const uint32_t eoi = 1u << vm_kvm_pv_feature_from_name("pv_eoi"),
+                               unhalt = 1u << vm_kvm_pv_feature_from_name("pv_unhalt");
+                xmlNodePtr features = xmlNewChild(root, NULL, BAD_CAST "features", NULL), apic;
+                ok &= !!(apic = features ? xmlNewChild(features, NULL, BAD_CAST "apic", NULL) : NULL);
+                if ((spec->kvm_pv_on | spec->kvm_pv_off) & eoi)
+                        ok &= set_attr(apic, "eoi", spec->kvm_pv_on & eoi ? "on" : "off");
+                if ((spec->kvm_pv_on | spec->kvm_pv_off) & unhalt) {
+                        n = features ? xmlNewChild(features, NULL, BAD_CAST "pvspinlock", NULL) : NULL;
+                        ok &= set_attr(n, "state", spec->kvm_pv_on & unhalt ? "on" : "off");
+                }
+                n = features ? xmlNewChild(features, NULL, BAD_CAST "ioapic", NULL) : NULL;
                 ok &= set_attr(n, "driver", spec->irqchip == VM_IRQCHIP_SPLIT ? "qemu" : "kvm");
         }
         n = xmlNewChild(root, NULL, BAD_CAST "cpu", NULL);

@@ -45,3 +45,5 @@ UNIT_TESTS += $(BUILD)/tests/test-vmm-virtio-net
 $(BUILD)/tests/test-vmm-virtio-net: $(VMM_LIB_OBJS)
 UNIT_TESTS += $(BUILD)/tests/test-vmm-acpi
 $(BUILD)/tests/test-vmm-acpi: $(BUILD)/vmm/arch/x86/acpi.o
+UNIT_TESTS += $(BUILD)/tests/test-vmm-cpuid
+$(BUILD)/tests/test-vmm-cpuid: $(BUILD)/vmm/arch/x86/cpuid.o $(BUILD)/vmm/kvm.o

@@ -18,6 +18,46 @@ static const char *const irqchip_names[] = { "kernel", "split", "none", NULL };
 static const char *const backing_names[] = { "memfd", "hugetlb", "anonymous", NULL };
 static const char *const on_crash_names[] = { "destroy", "restart", "preserve", NULL };
 static const char *const mode_names[] = { "real", "long", NULL };
+/* KVM_FEATURE_* of Documentation/virt/kvm/x86/cpuid.rst by bit, without the prefix, lowercase. */
+static const char *const kvm_pv_names[32] = {
+        [0] = "clocksource",         [1] = "nop_io_delay",     [2] = "mmu_op",          [3] = "clocksource2",
+        [4] = "async_pf",            [5] = "steal_time",       [6] = "pv_eoi",          [7] = "pv_unhalt",
+        [9] = "pv_tlb_flush",        [10] = "async_pf_vmexit", [11] = "pv_send_ipi",    [12] = "poll_control",
+        [13] = "pv_sched_yield",     [14] = "async_pf_int",    [15] = "msi_ext_dest_id", [16] = "hc_map_gpa_range",
+        [17] = "migration_control", [24] = "clocksource_stable_bit",
+};
+
+const char *vm_kvm_pv_feature_name(unsigned bit) {
+        return bit < ELEMENTSOF(kvm_pv_names) ? kvm_pv_names[bit] : NULL;
+}
+
+int vm_kvm_pv_feature_from_name(const char *name) {
+        for (unsigned i = 0; i < ELEMENTSOF(kvm_pv_names); i++)
+                if (kvm_pv_names[i] && streq(kvm_pv_names[i], name))
+                        return (int) i;
+        return -EINVAL;
+}
+
+static int parse_kvm_pv(json_object *obj, VmSpec *spec, JsonError *e) {
+        int r = json_expect_object(obj, "$.cpu.kvm_pv", e);
+        if (r < 0)
+                return r;
+        json_object_object_foreach(obj, key, val) {
+                char path[64];
+                int bit = vm_kvm_pv_feature_from_name(key);
+                snprintf(path, sizeof path, "$.cpu.kvm_pv.%.40s", key);
+                if (bit < 0)
+                        return json_error_set(e, path, "unknown KVM paravirtual feature (known: pv_eoi, pv_unhalt, "
+                                                       "pv_send_ipi, pv_tlb_flush, steal_time, async_pf, ...)");
+                if (!json_object_is_type(val, json_type_boolean))
+                        return json_error_set(e, path, "must be a boolean");
+                if (json_object_get_boolean(val))
+                        spec->kvm_pv_on |= 1u << bit;
+                else
+                        spec->kvm_pv_off |= 1u << bit;
+        }
+        return 0;
+}
 
 const char *vm_irqchip_to_string(VmIrqchip i) {
         return (unsigned) i < ELEMENTSOF(irqchip_names) - 1 ? irqchip_names[i] : NULL;
@@ -447,7 +487,7 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                                              "console",        "disks",    "nics",    "on_poweroff",
                                              "on_reboot",      "cpuset",   "hugepage_size",     "libvirt",
                                              "x2apic_api",     NULL };
-        static const char *const cpu_keys[] = { "nested", NULL };
+        static const char *const cpu_keys[] = { "nested", "kvm_pv", NULL };
         static const char *const pit_keys[] = { "reinject", NULL };
         static const char *const console_keys[] = { "log", NULL };
         static const char *const x2apic_keys[] = { "use_32bit_ids", "disable_broadcast_quirk", NULL };
@@ -529,6 +569,12 @@ int vm_spec_from_json(json_object *obj, VmSpec **ret, JsonError *e) {
                 r = json_get_bool(sub, "$.cpu", "nested", false, &spec->nested, e);
                 if (r < 0)
                         return r;
+                json_object *pv;
+                if (json_object_object_get_ex(sub, "kvm_pv", &pv)) {
+                        r = parse_kvm_pv(pv, spec, e);
+                        if (r < 0)
+                                return r;
+                }
         }
         r = json_get_enum(obj, "$", "irqchip", false, irqchip_names, &choice, e);
         if (r < 0)
@@ -680,6 +726,16 @@ int vm_spec_to_json(const VmSpec *spec, json_object **ret) {
                 return -ENOMEM;
         r |= json_add(obj, "cpu", sub);
         r |= json_add_bool(sub, "nested", spec->nested);
+        /* Only when set, so that specs written before the option existed keep their canonical form. */
+        if (spec->kvm_pv_on | spec->kvm_pv_off) {
+                json_object *pv = json_object_new_object();
+                if (!pv)
+                        return -ENOMEM;
+                r |= json_add(sub, "kvm_pv", pv);
+                for (unsigned i = 0; i < ELEMENTSOF(kvm_pv_names); i++)
+                        if ((spec->kvm_pv_on | spec->kvm_pv_off) & (1u << i))
+                                r |= json_add_bool(pv, kvm_pv_names[i], spec->kvm_pv_on & (1u << i));
+        }
         r |= json_add_string(obj, "irqchip", vm_irqchip_to_string(spec->irqchip));
         if (!(sub = json_object_new_object()))
                 return -ENOMEM;

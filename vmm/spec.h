@@ -80,6 +80,11 @@ typedef struct VmSpec {
         uint64_t entry;
         VmBootMode mode;
         bool nested;
+        /* KVM paravirtual features (CPUID 0x40000001 EAX bits, KVM_FEATURE_*) the spec turns on or off
+         * by name under cpu.kvm_pv; every other bit is what KVM_GET_SUPPORTED_CPUID offers. A bit is
+         * in at most one of the two masks. */
+        uint32_t kvm_pv_on;
+        uint32_t kvm_pv_off;
         VmIrqchip irqchip;
         bool pit_reinject;
         /* KVM_CAP_X2APIC_API flags, enabled on the VM before any vCPU exists. */
@@ -125,6 +130,11 @@ int vm_spec_to_json(const VmSpec *spec, json_object **ret);
  * opens read-write (read-only when readonly), non-empty, a whole number of 512-byte sectors, no
  * image attached twice. */
 int vm_spec_check_files(const VmSpec *spec, JsonError *e);
+
+/* The cpu.kvm_pv name of KVM_FEATURE_* bit, or NULL for a bit without one. */
+const char *vm_kvm_pv_feature_name(unsigned bit);
+/* The bit of a cpu.kvm_pv name; -EINVAL for an unknown name. */
+int vm_kvm_pv_feature_from_name(const char *name);
 
 const char *vm_irqchip_to_string(VmIrqchip i);
 const char *vm_memory_backing_to_string(VmMemoryBacking b);

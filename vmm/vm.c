@@ -222,7 +222,8 @@ static int vcpu_setup(Vm *vm, Vcpu *v, int mmap_size) {
         }
         v->run_size = (size_t) mmap_size;
 
-        r = x86_cpuid_for_vcpu(vm->cpuid, v->index, vm->n_vcpus, vm->spec->nested, &cpuid);
+        r = x86_cpuid_for_vcpu(vm->cpuid, v->index, vm->n_vcpus, vm->spec->nested, vm->spec->kvm_pv_off,
+                               &cpuid);
         if (r < 0)
                 return r;
         r = __kvm_ioctl(v->fd, KVM_SET_CPUID2, cpuid);
@@ -384,6 +385,15 @@ static int vm_create_internal(VmSpec *spec, bool load_boot, Vm **ret, JsonError 
         r = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
         if (r < 0)
                 return json_error_set(e, "$", "KVM_GET_SUPPORTED_CPUID failed: %s", strerror(-r));
+        if (spec->irqchip != VM_IRQCHIP_NONE && kvm_check_extension(vm->kvm_fd, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+                x86_cpuid_set_tsc_deadline(vm->cpuid);
+        uint32_t missing = spec->kvm_pv_on & ~x86_cpuid_kvm_pv_features(vm->cpuid);
+        if (missing) {
+                unsigned bit = (unsigned) __builtin_ctz(missing);
+                return json_error_set(e, "$.cpu.kvm_pv",
+                                      "unsupported: KVM does not offer the paravirtual feature \"%s\" (bit %u)",
+                                      vm_kvm_pv_feature_name(bit), bit);
+        }
         r = vm_memslot_probe(vm);
         if (r < 0)
                 return json_error_set(e, "$", "probing memslot limits failed: %s: %s", kvm_last_failed_ioctl(),

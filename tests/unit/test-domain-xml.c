@@ -206,7 +206,7 @@ TEST(warnings_for_ignored_elements_and_strict_refuses_them) {
         Result res = import(xml);
         ASSERT_EQ_INT(res.r, 0);
         CHECK_STREQ(json_to_string(res.warnings),
-                    "[{\"xpath\":\"/domain/features/acpi\",\"reason\":\"ignored: kvmfleet-vmm provides no ACPI tables\"},"
+                    "[{\"xpath\":\"/domain/features/acpi\",\"reason\":\"ignored: kvmfleet-vmm writes ACPI tables for guests with more than one vCPU\"},"
                     "{\"xpath\":\"/domain/clock\",\"reason\":\"ignored: kvmfleet sets the guest clock itself (fixed CMOS clock, kvmclock)\"},"
                     "{\"xpath\":\"/domain/devices/controller\",\"reason\":\"ignored: kvmfleet has no usb controller\"},"
                     "{\"xpath\":\"/domain/devices/memballoon\",\"reason\":\"ignored: kvmfleet has no memory balloon\"},"
@@ -435,6 +435,20 @@ TEST(export_round_trips) {
                    "\"libvirt\":{\"title\":\"T\",\"description\":\"line 1\\nline 2 & more\","
                    "\"metadata\":[\"<app:x xmlns:app=\\\"urn:app\\\" a=\\\"1\\\"><app:y>t</app:y><app:z/></app:x>\","
                    "\"<o:p xmlns:o=\\\"urn:o\\\"/>\"]}}");
+        round_trip("{\"name\":\"d\",\"vcpus\":2,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\"},"
+                   "\"cpu\":{\"kvm_pv\":{\"pv_eoi\":false,\"pv_unhalt\":true}}}");
+}
+
+TEST(kvm_pv_switches_map) {
+        Result res = import(DOMAIN_HEAD "<memory>65536</memory><vcpu>2</vcpu>"
+                            "<features><apic eoi='off'/><pvspinlock state='on'/></features>" DOMAIN_TAIL);
+        ASSERT_EQ_INT(res.r, 0);
+        CHECK_CONTAINS(json_to_string(res.spec), "\"kvm_pv\":{\"pv_eoi\":false,\"pv_unhalt\":true}");
+        result_done(&res);
+        res = import(DOMAIN_HEAD "<memory>65536</memory><vcpu>1</vcpu><features><apic eoi='maybe'/></features>" DOMAIN_TAIL);
+        ASSERT_EQ_INT(res.r, -EINVAL);
+        CHECK_CONTAINS(details_string(&res), "/domain/features/apic/@eoi");
+        result_done(&res);
 }
 
 TEST(export_uses_the_given_uuid_and_refuses_bad_metadata) {

@@ -73,6 +73,45 @@ TEST(full_spec_round_trips_canonically) {
         vm_spec_free(s2);
 }
 
+TEST(kvm_pv_features_round_trip) {
+        VmSpec *s = NULL, *s2 = NULL;
+        json_object *j = NULL;
+        JsonError e;
+        ASSERT_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT
+                            ",\"cpu\":{\"kvm_pv\":{\"pv_eoi\":false,\"steal_time\":true,\"clocksource_stable_bit\":false}}}",
+                            &s, &e),
+                      0);
+        CHECK_EQ_U64(s->kvm_pv_off, (1u << 6) | (1u << 24));
+        CHECK_EQ_U64(s->kvm_pv_on, 1u << 5);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK_CONTAINS(json_to_string(j),
+                       "\"kvm_pv\":{\"steal_time\":true,\"pv_eoi\":false,\"clocksource_stable_bit\":false}");
+        ASSERT_EQ_INT(vm_spec_from_json(j, &s2, &e), 0);
+        CHECK_EQ_U64(s2->kvm_pv_off, s->kvm_pv_off);
+        CHECK_EQ_U64(s2->kvm_pv_on, s->kvm_pv_on);
+        json_object_put(j);
+        vm_spec_free(s);
+        vm_spec_free(s2);
+
+        /* Nothing set: the canonical form leaves the object out. */
+        ASSERT_EQ_INT(parse("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpu\":{\"kvm_pv\":{}}}", &s, &e), 0);
+        ASSERT_EQ_INT(vm_spec_to_json(s, &j), 0);
+        CHECK(!strstr(json_to_string(j), "kvm_pv"));
+        json_object_put(j);
+        vm_spec_free(s);
+
+        CHECK_EQ_INT(vm_kvm_pv_feature_from_name("pv_unhalt"), 7);
+        CHECK_STREQ(vm_kvm_pv_feature_name(11), "pv_send_ipi");
+        CHECK(vm_kvm_pv_feature_name(8) == NULL);
+        CHECK(vm_kvm_pv_feature_name(40) == NULL);
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpu\":{\"kvm_pv\":{\"pv_eio\":false}}}",
+                     "$.cpu.kvm_pv.pv_eio", "unknown KVM paravirtual feature");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpu\":{\"kvm_pv\":{\"pv_eoi\":0}}}",
+                     "$.cpu.kvm_pv.pv_eoi", "boolean");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"cpu\":{\"kvm_pv\":[]}}",
+                     "$.cpu.kvm_pv", "object");
+}
+
 TEST(x2apic_api_flags_round_trip_and_need_a_lapic) {
         VmSpec *s = NULL, *s2 = NULL;
         json_object *j = NULL;

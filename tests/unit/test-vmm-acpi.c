@@ -78,6 +78,12 @@ TEST(acpi_tables_walk) {
         CHECK(memmem(dsdt, dsdt->length, pnp0a03, sizeof pnp0a03) != NULL);
         const uint8_t window[] = { 0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xbf, 0xfe }; /* 0xc0000000-0xfebfffff */
         CHECK(memmem(dsdt, dsdt->length, window, sizeof window) != NULL);
+        /* COM1: without it Linux maps no ISA interrupt under the hardware-reduced FADT. */
+        CHECK(memmem(dsdt, dsdt->length, "COM1", 4) != NULL);
+        const uint8_t pnp0501[] = { 0x0c, 0x41, 0xd0, 0x05, 0x01 }; /* DWordPrefix EisaId ("PNP0501") */
+        CHECK(memmem(dsdt, dsdt->length, pnp0501, sizeof pnp0501) != NULL);
+        const uint8_t com1_crs[] = { 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00, 0x79, 0x00 };
+        CHECK(memmem(dsdt, dsdt->length, com1_crs, sizeof com1_crs) != NULL);
 
         CHECK(memcmp(madt->signature, "APIC", 4) == 0);
         CHECK_EQ_U64(u32_at(madt, 36), 0xfee00000);

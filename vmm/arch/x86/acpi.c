@@ -20,7 +20,8 @@ _Static_assert(sizeof(AcpiRsdp) == 36, "ACPI 2.0 RSDP is 36 bytes");
 #define I8042_COMMAND_PORT 0x64
 #define I8042_CMD_RESET 0xfe
 
-/* AML of the DSDT body: Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _UID 0, _SEG 0, _BBN 0, _CRS } }.
+/* AML of the DSDT body: Scope (\_SB) { Device (PCI0) { _HID PNP0A03, _UID 0, _SEG 0, _BBN 0, _CRS }
+ * Device (COM1) { _HID PNP0501, _UID 0, _CRS } }.
  * Resource descriptors (ACPI 6.5 section 6.4): */
 static const uint8_t pci0_resources[] = {
         /* WordBusNumber: producer, min/max fixed, bus 0..0, length 1 */
@@ -88,10 +89,40 @@ static void aml_name_dword(Aml *a, const char seg[4], uint32_t v) {
         aml_bytes(a, &v, 4);
 }
 
+static void aml_name_buffer(Aml *a, const char seg[4], const uint8_t *data, size_t n) {
+        aml_byte(a, 0x08); /* NameOp */
+        aml_bytes(a, seg, 4);
+        aml_byte(a, 0x11); /* BufferOp */
+        aml_pkg_length(a, 2 + n);
+        aml_byte(a, 0x0a); /* BytePrefix: buffer size */
+        aml_byte(a, (uint8_t) n);
+        aml_bytes(a, data, n);
+}
+
+/* Device (NAME) { body } appended to a. */
+static void aml_device(Aml *a, const char name[4], const Aml *body) {
+        aml_byte(a, 0x5b); /* DeviceOp */
+        aml_byte(a, 0x82);
+        aml_pkg_length(a, 4 + body->len);
+        aml_bytes(a, name, 4);
+        aml_bytes(a, body->p, body->len);
+        if (body->error)
+                a->error = body->error;
+}
+
+/* COM1 (PNP0501) with its ports and ISA IRQ 4. Needed with the hardware-reduced FADT: Linux then
+ * sets up no legacy ISA interrupts, so its 8250 driver's request for IRQ 4 fails (the console can't
+ * be opened for /init) unless a device's _CRS names the interrupt and ACPI maps it to IOAPIC pin 4. */
+static const uint8_t com1_resources[] = {
+        0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, /* IO (Decode16) 0x3f8, length 8 */
+        0x22, 0x10, 0x00,                               /* IRQNoFlags () {4}: edge, active high */
+        0x79, 0x00,                                     /* End tag */
+};
+
 static size_t dsdt_body(uint8_t *out, size_t max, int *ret_error) {
         uint8_t res[sizeof pci0_resources];
-        uint8_t dev_body[256], dev[288], scope_body[300];
-        Aml d = { .p = dev_body, .max = sizeof dev_body };
+        uint8_t pci_body[256], com_body[96], devices[448], scope[464];
+        Aml d = { .p = pci_body, .max = sizeof pci_body };
         uint32_t mmio_min = X86_ACPI_PCI_MMIO_START, mmio_max = X86_ACPI_PCI_MMIO_END - 1,
                  mmio_len = X86_ACPI_PCI_MMIO_END - X86_ACPI_PCI_MMIO_START;
 
@@ -104,30 +135,26 @@ static size_t dsdt_body(uint8_t *out, size_t max, int *ret_error) {
         aml_name_dword(&d, "_UID", 0);
         aml_name_dword(&d, "_SEG", 0);
         aml_name_dword(&d, "_BBN", 0);
-        aml_byte(&d, 0x08);
-        aml_bytes(&d, "_CRS", 4);
-        aml_byte(&d, 0x11); /* BufferOp */
-        aml_pkg_length(&d, 2 + sizeof res);
-        aml_byte(&d, 0x0a); /* BytePrefix: buffer size */
-        aml_byte(&d, (uint8_t) sizeof res);
-        aml_bytes(&d, res, sizeof res);
+        aml_name_buffer(&d, "_CRS", res, sizeof res);
 
-        Aml v = { .p = dev, .max = sizeof dev, .error = d.error };
-        aml_byte(&v, 0x5b); /* DeviceOp */
-        aml_byte(&v, 0x82);
-        aml_pkg_length(&v, 4 + d.len);
-        aml_bytes(&v, "PCI0", 4);
-        aml_bytes(&v, dev_body, d.len);
+        Aml c = { .p = com_body, .max = sizeof com_body };
+        aml_name_dword(&c, "_HID", 0x0105d041); /* EisaId ("PNP0501") */
+        aml_name_dword(&c, "_UID", 0);
+        aml_name_buffer(&c, "_CRS", com1_resources, sizeof com1_resources);
 
-        Aml s = { .p = scope_body, .max = sizeof scope_body, .error = v.error };
+        Aml v = { .p = devices, .max = sizeof devices };
+        aml_device(&v, "PCI0", &d);
+        aml_device(&v, "COM1", &c);
+
+        Aml s = { .p = scope, .max = sizeof scope, .error = v.error };
         aml_byte(&s, 0x10); /* ScopeOp */
         aml_pkg_length(&s, 5 + v.len);
         aml_bytes(&s, "\\_SB_", 5);
-        aml_bytes(&s, dev, v.len);
+        aml_bytes(&s, devices, v.len);
 
         if (out) {
                 Aml o = { .p = out, .max = max, .error = s.error };
-                aml_bytes(&o, scope_body, s.len);
+                aml_bytes(&o, scope, s.len);
                 s.error = o.error;
         }
         *ret_error = s.error;

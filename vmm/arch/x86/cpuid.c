@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <asm/kvm_para.h>
+
 #include "kvm.h"
 #include "macro.h"
 
 #define CPUID1_ECX_VMX (1u << 5)
+#define CPUID1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID1_ECX_HYPERVISOR (1u << 31)
 #define CPUID1_EDX_HTT (1u << 28)
 #define CPUID80000001_ECX_SVM (1u << 2)
@@ -35,8 +38,24 @@ int x86_cpuid_get_supported(int kvm_fd, struct kvm_cpuid2 **ret) {
         return -E2BIG;
 }
 
+bool x86_cpuid_set_tsc_deadline(struct kvm_cpuid2 *base) {
+        for (unsigned i = 0; i < base->nent; i++)
+                if (base->entries[i].function == 1) {
+                        base->entries[i].ecx |= CPUID1_ECX_TSC_DEADLINE;
+                        return true;
+                }
+        return false;
+}
+
+uint32_t x86_cpuid_kvm_pv_features(const struct kvm_cpuid2 *base) {
+        for (unsigned i = 0; i < base->nent; i++)
+                if (base->entries[i].function == KVM_CPUID_FEATURES)
+                        return base->entries[i].eax;
+        return 0;
+}
+
 int x86_cpuid_for_vcpu(const struct kvm_cpuid2 *base, unsigned vcpu_index, unsigned n_vcpus, bool nested,
-                       struct kvm_cpuid2 **ret) {
+                       uint32_t kvm_pv_off, struct kvm_cpuid2 **ret) {
         struct kvm_cpuid2 *c = malloc(cpuid_size(base->nent));
         if (!c)
                 return -ENOMEM;
@@ -58,6 +77,9 @@ int x86_cpuid_for_vcpu(const struct kvm_cpuid2 *base, unsigned vcpu_index, unsig
                 case 0xb:
                 case 0x1f: /* x2APIC ID of this vCPU */
                         e->edx = vcpu_index;
+                        break;
+                case KVM_CPUID_FEATURES:
+                        e->eax &= ~kvm_pv_off;
                         break;
                 case 0x80000001:
                         if (!nested)

@@ -4,6 +4,11 @@
  * that the difference is the agent's (and its VMM's) overhead and not a slow client's: the HTTP
  * client here is a few hundred lines of C over the unix socket, with one kept connection.
  *
+ * The raw side runs on two VMs of its own: one with no vCPU (the baseline the overhead is quoted
+ * against) and one whose vCPU is halted inside KVM_RUN, as the VMM's is: KVM kicks every vCPU on each
+ * memslot update (x86's kvm_arch_memslots_updated), so a VM with a halted vCPU pays for waking it,
+ * and that part is KVM's, not the agent's.
+ *
  * Usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET]
  *   API_SOCKET   the agent's unix socket; VM a running VM's name or uuid
  *   BARE_SOCKET  optional: bench/bare-http listening on a unix socket; the same POST + DELETE
@@ -12,6 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +165,59 @@ static int region(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *h
         return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
+typedef struct RawVm {
+        int vm_fd, vcpu_fd;
+        void *boot, *slot_mem;
+        pthread_t vcpu_thread;
+} RawVm;
+
+static void *vcpu_run(void *userdata) {
+        RawVm *v = userdata;
+        /* HLT with an in-kernel irqchip and no interrupt source: blocks in the kernel until the
+         * process exits */
+        ioctl(v->vcpu_fd, KVM_RUN, 0);
+        return NULL;
+}
+
+/* A VM like the VMM's (RAM first, then an in-kernel irqchip), with a vCPU halted in KVM_RUN if asked. */
+static int raw_vm_new(int kvm, bool with_vcpu, RawVm *v) {
+        v->vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
+        if (v->vm_fd < 0)
+                return -errno;
+        v->boot = mmap(NULL, BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        v->slot_mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (v->boot == MAP_FAILED || v->slot_mem == MAP_FAILED)
+                return -errno;
+        if (region(v->vm_fd, 0, 0, BOOT_SIZE, v->boot) < 0 || ioctl(v->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+                return -errno;
+        if (!with_vcpu)
+                return 0;
+        ((uint8_t *) v->boot)[0x1000] = 0xf4; /* hlt */
+        v->vcpu_fd = ioctl(v->vm_fd, KVM_CREATE_VCPU, 0);
+        if (v->vcpu_fd < 0)
+                return -errno;
+        struct kvm_sregs sregs;
+        struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+        if (ioctl(v->vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
+                return -errno;
+        sregs.cs.base = 0;
+        sregs.cs.selector = 0;
+        if (ioctl(v->vcpu_fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(v->vcpu_fd, KVM_SET_REGS, &regs) < 0)
+                return -errno;
+        int r = pthread_create(&v->vcpu_thread, NULL, vcpu_run, v);
+        if (r)
+                return -r;
+        /* the vCPU is halted once a memslot change wakes it (KVM counts it in halt_wakeup) */
+        usleep(20000);
+        return 0;
+}
+
+static int raw_pair(RawVm *v) {
+        if (region(v->vm_fd, 1, SLOT_GPA, SLOT_SIZE, v->slot_mem) < 0 || region(v->vm_fd, 1, SLOT_GPA, 0, v->slot_mem) < 0)
+                return -errno;
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc < 4 || argc > 5) {
                 fprintf(stderr, "usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET]\n");
@@ -167,26 +228,24 @@ int main(int argc, char **argv) {
         if (iterations == 0)
                 return fprintf(stderr, "ITERATIONS must be positive\n"), 2;
 
-        /* The raw side: a VM like the VMM's (RAM first, then an in-kernel irqchip). */
         int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
         if (kvm < 0)
                 return perror("/dev/kvm"), 1;
-        int vm_fd = ioctl(kvm, KVM_CREATE_VM, 0);
-        if (vm_fd < 0)
-                return perror("KVM_CREATE_VM"), 1;
-        void *boot = mmap(NULL, BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        void *slot_mem = mmap(NULL, SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (boot == MAP_FAILED || slot_mem == MAP_FAILED)
-                return perror("mmap"), 1;
-        if (region(vm_fd, 0, 0, BOOT_SIZE, boot) < 0 || ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-                return perror("raw VM setup"), 1;
+        RawVm raw_vm = {}, halted_vm = {};
+        int r = raw_vm_new(kvm, false, &raw_vm);
+        if (r >= 0)
+                r = raw_vm_new(kvm, true, &halted_vm);
+        if (r < 0)
+                return fprintf(stderr, "raw VM setup: %s\n", strerror(-r)), 1;
 
         Series raw = { .name = "raw KVM_SET_USER_MEMORY_REGION x2 (C)" },
+               halted = { .name = "raw x2 on a VM with a halted vCPU" },
                kept = { .name = "REST POST + DELETE, one kept connection" },
                fresh = { .name = "REST POST + DELETE, new connection each" },
                floor = { .name = "bare libmicrohttpd POST + DELETE, kept" };
-        Series *all[] = { &raw, &kept, &fresh, &floor };
-        for (size_t i = 0; i < 4; i++)
+        Series *all[] = { &raw, &halted, &kept, &fresh, &floor };
+        const size_t n_series = sizeof all / sizeof all[0];
+        for (size_t i = 0; i < n_series; i++)
                 if (!(all[i]->us = calloc(iterations, sizeof(double))))
                         return perror("calloc"), 1;
         static char buf[RESPONSE_MAX];
@@ -203,9 +262,14 @@ int main(int argc, char **argv) {
 
         for (size_t i = 0; i < iterations; i++) {
                 uint64_t t0 = now_ns();
-                if (region(vm_fd, 1, SLOT_GPA, SLOT_SIZE, slot_mem) < 0 || region(vm_fd, 1, SLOT_GPA, 0, slot_mem) < 0)
+                if (raw_pair(&raw_vm) < 0)
                         return perror("KVM_SET_USER_MEMORY_REGION"), 1;
                 record(&raw, t0, now_ns());
+
+                t0 = now_ns();
+                if (raw_pair(&halted_vm) < 0)
+                        return perror("KVM_SET_USER_MEMORY_REGION"), 1;
+                record(&halted, t0, now_ns());
 
                 t0 = now_ns();
                 if (rest_pair(api_fd, vm, buf) < 0)
@@ -226,12 +290,12 @@ int main(int argc, char **argv) {
                         record(&floor, t0, now_ns());
                 }
         }
-        for (size_t i = 0; i < 4; i++)
+        for (size_t i = 0; i < n_series; i++)
                 qsort(all[i]->us, all[i]->n, sizeof(double), cmp_double);
-        double raw_median = percentile(&raw, 0.5);
+        double raw_median = percentile(&raw, 0.5), halted_median = percentile(&halted, 0.5);
         printf("create+delete of a 2 MiB slot, %zu interleaved runs each, median / p99 us (C client, unix socket)\n",
                iterations);
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; i < n_series; i++) {
                 Series *s = all[i];
                 if (!s->n)
                         continue;
@@ -239,15 +303,14 @@ int main(int argc, char **argv) {
                 printf("  %-44s %9.1f / %9.1f", s->name, m, percentile(s, 0.99));
                 if (s != &raw && s != &floor)
                         printf("   %+8.1f us over raw (%.1fx)", m - raw_median, m / raw_median);
+                if (s == &kept || s == &fresh)
+                        printf(", %+8.1f over raw with a halted vCPU", m - halted_median);
                 printf("\n");
                 free(s->us);
         }
         close(api_fd);
         if (bare_fd >= 0)
                 close(bare_fd);
-        munmap(slot_mem, SLOT_SIZE);
-        munmap(boot, BOOT_SIZE);
-        close(vm_fd);
-        close(kvm);
+        /* the halted vCPU thread ends with the process */
         return 0;
 }

@@ -11,9 +11,11 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "str-util.h"
 #include "time-util.h"
 
 #define STMT_CACHE_SIZE 32
+#define VM_CACHE_SIZE 8
 
 struct Store {
         sqlite3 *db;
@@ -26,6 +28,15 @@ struct Store {
                 const char *sql;
                 sqlite3_stmt *st;
         } stmts[STMT_CACHE_SIZE];
+        /* Copies of the VM rows read last, each valid while vm_generation is what it was when it
+         * was read: every request on a VM reads its row, usually more than once, and the rows change
+         * rarely. The agent owns the inventory while it runs (other processes only read it), so
+         * this process's writes are the only ones that can make a copy stale. */
+        struct {
+                VmRecord *record;
+                uint64_t generation;
+        } vm_cache[VM_CACHE_SIZE];
+        unsigned vm_cache_next;
 };
 
 /* SQLite result codes to -errno, keeping the distinctions callers act on. */
@@ -85,10 +96,14 @@ int store_tx_begin(Store *s) {
         return 0;
 }
 
+static void vm_changed(Store *s);
+
 int store_tx_end(Store *s, bool commit) {
         int rc = sqlite3_exec(s->db, commit ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
         if (rc != SQLITE_OK && commit)
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc != SQLITE_OK || !commit)
+                vm_changed(s); /* VM rows read inside the transaction may be gone with it */
         pthread_mutex_unlock(&s->lock);
         return sqlite_to_errno(rc);
 }
@@ -216,6 +231,8 @@ Store *store_free(Store *s) {
                 return NULL;
         for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
                 sqlite3_finalize(s->stmts[i].st);
+        for (size_t i = 0; i < VM_CACHE_SIZE; i++)
+                vm_record_free(s->vm_cache[i].record);
         if (s->db)
                 sqlite3_close_v2(s->db);
         pthread_mutex_destroy(&s->lock);
@@ -499,18 +516,72 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
         return sqlite_to_errno(rc);
 }
 
+static int vm_record_dup(const VmRecord *r, VmRecord **ret) {
+        _cleanup_(vm_record_freep) VmRecord *d = malloc(sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        *d = *r;
+        d->name = strdup(r->name);
+        d->state = strdup(r->state);
+        d->spec = strdup(r->spec);
+        d->vmm_socket = r->vmm_socket ? strdup(r->vmm_socket) : NULL;
+        d->exit_reason = r->exit_reason ? strdup(r->exit_reason) : NULL;
+        if (!d->name || !d->state || !d->spec || (r->vmm_socket && !d->vmm_socket) || (r->exit_reason && !d->exit_reason))
+                return -ENOMEM;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* A copy of the cached row that id names (uuid or name, as the query matches); -ENOENT when none
+ * is cached and current. Called with the lock held. */
+static int vm_cache_get(Store *s, const char *id, VmRecord **ret) {
+        for (size_t i = 0; i < VM_CACHE_SIZE; i++) {
+                const VmRecord *r = s->vm_cache[i].record;
+                if (r && s->vm_cache[i].generation == s->vm_generation && (streq(r->uuid, id) || streq(r->name, id)))
+                        return vm_record_dup(r, ret);
+        }
+        return -ENOENT;
+}
+
+/* Keeps a copy of r (a row just read) for the current generation. Called with the lock held. */
+static void vm_cache_put(Store *s, const VmRecord *r) {
+        VmRecord *copy;
+        size_t slot = s->vm_cache_next;
+        for (size_t i = 0; i < VM_CACHE_SIZE; i++)
+                if (s->vm_cache[i].record && (s->vm_cache[i].generation != s->vm_generation || streq(s->vm_cache[i].record->uuid, r->uuid))) {
+                        slot = i; /* a stale copy, or this VM's older one */
+                        break;
+                }
+        if (vm_record_dup(r, &copy) < 0)
+                return;
+        if (slot == s->vm_cache_next)
+                s->vm_cache_next = (s->vm_cache_next + 1) % VM_CACHE_SIZE;
+        vm_record_free(s->vm_cache[slot].record);
+        s->vm_cache[slot].record = copy;
+        s->vm_cache[slot].generation = s->vm_generation;
+}
+
 int store_vm_get(Store *s, const char *id, VmRecord **ret) {
         static const char sql[] = "SELECT " VM_COLUMNS " FROM vms WHERE uuid = ?1 OR name = ?1";
         sqlite3_stmt *st;
         int rc = SQLITE_NOMEM, r = 0;
 
         pthread_mutex_lock(&s->lock);
+        r = vm_cache_get(s, id, ret);
+        if (r != -ENOENT) {
+                pthread_mutex_unlock(&s->lock);
+                return r;
+        }
+        r = 0;
         st = store_stmt(s, sql);
         if (st) {
                 sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
-                if (rc == SQLITE_ROW)
+                if (rc == SQLITE_ROW) {
                         r = vm_from_row(st, ret);
+                        if (r >= 0)
+                                vm_cache_put(s, *ret);
+                }
         } else
                 rc = sqlite3_errcode(s->db);
         store_stmt_done(s, st);

@@ -3,16 +3,19 @@
 # /v1/vms/{id}/memslots, DELETE …/{slot}: validation, inventory rows, events, the VMM's control
 # socket, its memfd backing) against the raw ioctls (KVM_SET_USER_MEMORY_REGION with size 2 MiB,
 # then 0, on a VM of our own with an in-kernel irqchip, as the VMM's VM has), same run, ITERATIONS
-# (default 200) alternating pairs; medians, p99 and the agent's overhead.
+# (default 200) interleaved pairs; medians, p99 and the agent's overhead. The client of that part is
+# C (build/bench/memslot-rest, one kept connection over the unix socket), and the same exchange
+# against build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor.
 # Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
 # same VM (the VMM's VM fd, taken with pidfd_getfd): clean, and with every page dirtied by the guest
 # (mailbox.elf) and read-and-cleared (clear=true vs KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG).
-# Usage: bench/bench-memslot-rest.sh [ITERATIONS]   (BUILD=build by default)
+# Usage: bench/bench-memslot-rest.sh [ITERATIONS]   (BUILD=build by default; MEMSLOT_DIRTY_LOG=0
+# skips the dirty-log part)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 ITERATIONS=${1:-200}
-[ -x "$BUILD/kvmfleetd" ] && [ -f "$BUILD/guests/hello.elf" ] && [ -f "$BUILD/guests/mailbox.elf" ] || { echo "build first: make" >&2; exit 1; }
+[ -x "$BUILD/kvmfleetd" ] && [ -x "$BUILD/bench/memslot-rest" ] && [ -x "$BUILD/bench/bare-http" ] && [ -f "$BUILD/guests/hello.elf" ] && [ -f "$BUILD/guests/mailbox.elf" ] || { echo "build first: make" >&2; exit 1; }
 exec python3 - "$BUILD" "$ITERATIONS" <<'PY'
 import ctypes, fcntl, mmap, os, statistics, struct, sys, time
 
@@ -27,18 +30,9 @@ KVM_SET_USER_MEMORY_REGION = 0x4020AE46
 SIZE = 2 << 20
 
 kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
-boot = mmap.mmap(-1, 16 << 20)
-slot_mem = mmap.mmap(-1, SIZE)
 addr = lambda m: ctypes.addressof(ctypes.c_char.from_buffer(m))  # noqa: E731
 
 
-def region(slot, gpa, size, host):
-    fcntl.ioctl(vm, KVM_SET_USER_MEMORY_REGION, struct.pack("IIQQQ", slot, 0, gpa, size, host))
-
-
-region(0, 0, 16 << 20, addr(boot))  # like the VMM: RAM first, then the irqchip
-fcntl.ioctl(vm, KVM_CREATE_IRQCHIP, 0)
 
 
 def pct(xs, p):
@@ -180,18 +174,6 @@ try:
                                                    "cmdline": "halt=1"}}, record=False)
     assert r.status == 201, r
     assert agent.request("POST", "/v1/vms/bench/start", record=False).status == 200
-    from agentlib import UnixHTTPConnection  # noqa: E402
-    import json as _json
-
-    keep = UnixHTTPConnection(agent.socket, timeout=30)
-
-    def kept(method, path, body=None):
-        data = _json.dumps(body).encode() if body is not None else None
-        keep.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-        resp = keep.getresponse()
-        text = resp.read()
-        return resp.status, (_json.loads(text) if text else None)
-
     def agent_time():
         """The agent's own time in the two handlers (sum, count) from its request histogram."""
         text = agent.request("GET", "/metrics", record=False).raw
@@ -204,37 +186,34 @@ try:
                     cnt += int(float(line.rsplit(" ", 1)[1]))
         return tot, cnt
 
-    raw, rest, rest_keep = [], [], []
-    t_before = agent_time()
-    for i in range(n):
-        t0 = time.perf_counter()
-        region(1, 1 << 30, SIZE, addr(slot_mem))
-        region(1, 1 << 30, 0, addr(slot_mem))
-        raw.append((time.perf_counter() - t0) * 1e6)
-        t0 = time.perf_counter()
-        r = agent.request("POST", "/v1/vms/bench/memslots", {"gpa": 1 << 30, "size": SIZE}, record=False)
-        assert r.status == 201, r
-        d = agent.request("DELETE", "/v1/vms/bench/memslots/%d" % r.json["slot"], record=False)
-        assert d.status in (200, 204), d
-        rest.append((time.perf_counter() - t0) * 1e6)
-        t0 = time.perf_counter()
-        st, body = kept("POST", "/v1/vms/bench/memslots", {"gpa": 1 << 30, "size": SIZE})
-        assert st == 201, (st, body)
-        st, _ = kept("DELETE", "/v1/vms/bench/memslots/%d" % body["slot"])
-        assert st in (200, 204), st
-        rest_keep.append((time.perf_counter() - t0) * 1e6)
-    t_after = agent_time()
-    # the raw KVM time of the VMM's two ioctls is inside the handlers' time: subtract the raw pair
-    handler_pair = (t_after[0] - t_before[0]) / max(1, (t_after[1] - t_before[1]) / 2) * 1e6
-    m_raw = statistics.median(raw)
-    print("create+delete of a 2 MiB slot, %d alternating runs each, median / p99 us" % n)
-    print("  raw KVM_SET_USER_MEMORY_REGION x2 (python ioctl)  %9.1f / %9.1f" % (m_raw, pct(raw, 0.99)))
-    for label, xs in (("REST POST + DELETE, new connection each", rest),
-                      ("REST POST + DELETE, one kept connection", rest_keep)):
-        m = statistics.median(xs)
-        print("  %-48s %9.1f / %9.1f   overhead %+8.1f us (%.1fx raw)" % (label, m, pct(xs, 0.99), m - m_raw, m / m_raw))
-    print("  agent handlers (POST + DELETE), mean from its own histogram  %9.1f   overhead %+8.1f us" %
-          (handler_pair, handler_pair - m_raw))
+    # The HTTP floor: libmicrohttpd configured like kvmfleetd on a unix socket, answering with a
+    # body the size of a memslot object.
+    import subprocess
+    bare_sock = os.path.join(agent.dir, "bare.sock")
+    body_file = os.path.join(agent.dir, "bare-body.json")
+    with open(body_file, "w") as f:
+        f.write('{"slot":1,"as_id":0,"gpa":1073741824,"size":2097152,"flags":{"dirty_log":false,"readonly":false},'
+                '"backing":"memfd","guest_memfd_offset":0,"role":"user","state":"active"}\n')
+    bare = subprocess.Popen([os.path.join(build, "bench", "bare-http"), bare_sock, body_file])
+    try:
+        for _ in range(200):
+            if os.path.exists(bare_sock):
+                break
+            time.sleep(0.01)
+        t_before = agent_time()
+        # The create+delete measurement itself is C (bench/memslot-rest.c): Python's http.client and
+        # ioctl wrappers cost tens of microseconds per call on their own.
+        subprocess.run([os.path.join(build, "bench", "memslot-rest"), agent.socket, "bench", str(n), bare_sock],
+                       check=True)
+        t_after = agent_time()
+    finally:
+        bare.terminate()
+        bare.wait()
+    pairs = (t_after[1] - t_before[1]) / 2
+    print("  agent handlers (POST + DELETE), mean from its own histogram over %d pairs  %9.1f us" %
+          (pairs, (t_after[0] - t_before[0]) / max(1, pairs) * 1e6))
+    if os.environ.get("MEMSLOT_DIRTY_LOG", "1") == "0":
+        sys.exit(0)
     dirty_log_bench(agent, max(3, n // 40))
 finally:
     agent.cleanup()

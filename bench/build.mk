@@ -3,3 +3,9 @@ ALL_TARGETS += $(BUILD)/bench/bare-http
 
 $(BUILD)/bench/bare-http: $(BUILD)/bench/bare-http.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pkg_libs,libmicrohttpd)
+
+# The C client of bench/bench-memslot-rest.sh: REST create+delete vs the raw ioctls, interleaved.
+ALL_TARGETS += $(BUILD)/bench/memslot-rest
+
+$(BUILD)/bench/memslot-rest: $(BUILD)/bench/memslot-rest.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^

@@ -99,6 +99,56 @@ TEST(newer_version_is_refused) {
         CHECK(s == NULL);
 }
 
+static int64_t query_int(sqlite3 *db, const char *sql) {
+        sqlite3_stmt *st;
+        int64_t v = -1;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+                return -1;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* Version 3 rebuilds memslots (WITHOUT ROWID) and events (no AUTOINCREMENT): the rows, the event
+ * ids and the append-only rule survive, and new events continue the ids. */
+TEST(version_3_keeps_memslots_and_events) {
+        char path[512];
+        Store *s = NULL;
+        int64_t id = 0;
+        sqlite3 *db;
+        db_path(path, sizeof path, "v3.db");
+        ASSERT(schema_migrations_count >= 3);
+        ASSERT_EQ_INT(store_open_with(path, schema_migrations, 2, &s), 0);
+        const char *u = "44444444-4444-4444-8444-444444444444";
+        ASSERT_EQ_INT(store_vm_insert(s, u, "delta", "running", "{}"), 0);
+        for (int i = 0; i < 3; i++)
+                CHECK_EQ_INT(store_event_append(s, "tester", "vm/delta", "act", "ok", NULL, &id), 0);
+        db = store_lock(s);
+        CHECK(sqlite3_exec(db, "INSERT INTO memslots(vm_uuid, as_id, slot, gpa, size, backing, role, state) VALUES "
+                               "('44444444-4444-4444-8444-444444444444', 0, 5, 1073741824, 2097152, 'memfd', 'user', 'active')",
+                           NULL, NULL, NULL) == SQLITE_OK);
+        store_unlock(s);
+        store_free(s);
+
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        CHECK_EQ_INT(store_event_append(s, "tester", "vm/delta", "act", "ok", NULL, &id), 0);
+        CHECK_EQ_INT(id, 4);
+        store_free(s);
+        ASSERT(sqlite3_open(path, &db) == SQLITE_OK);
+        CHECK_EQ_INT(query_int(db, "PRAGMA user_version"), 3);
+        CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM events WHERE object = 'vm/delta'"), 4);
+        CHECK_EQ_INT(query_int(db, "SELECT max(id) FROM events"), 4);
+        CHECK_EQ_INT(query_int(db, "SELECT gpa FROM memslots WHERE slot = 5"), 1073741824);
+        CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'memslots' AND sql LIKE '%WITHOUT ROWID%'"), 1);
+        CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'events_object'"), 1);
+        CHECK(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL) != SQLITE_OK);
+        /* the memslot rows still go with their VM */
+        CHECK(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM vms", NULL, NULL, NULL) == SQLITE_OK);
+        CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM memslots"), 0);
+        sqlite3_close(db);
+}
+
 TEST(events_are_append_only_and_paginated) {
         char path[512];
         Store *s = NULL;
@@ -168,6 +218,50 @@ TEST(read_only_file_is_not_writable) {
                                    NULL, NULL, NULL) == SQLITE_READONLY);
                 sqlite3_close(db);
         }
+}
+
+/* store_vm_get() answers repeated reads from copies: every write, and a rolled-back transaction,
+ * must make the next read see the table again. */
+TEST(vm_row_copies_follow_writes) {
+        char path[512];
+        Store *s = NULL;
+        VmRecord *r = NULL;
+        db_path(path, sizeof path, "vm-copies.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        const char *u1 = "33333333-3333-4333-8333-333333333333";
+        ASSERT_EQ_INT(store_vm_insert(s, u1, "gamma", "defined", "{\"name\":\"gamma\"}"), 0);
+        for (int i = 0; i < 2; i++) { /* a read, then one from the copy */
+                ASSERT_EQ_INT(store_vm_get(s, i ? u1 : "gamma", &r), 0);
+                CHECK_STREQ(r->state, "defined");
+                CHECK_STREQ(r->name, "gamma");
+                CHECK(r->vmm_socket == NULL);
+                vm_record_free(r);
+        }
+        CHECK_EQ_INT(store_vm_set_state(s, u1, NULL, "running", 7, 8, "/run/g.sock", NULL), 0);
+        ASSERT_EQ_INT(store_vm_get(s, "gamma", &r), 0);
+        CHECK_STREQ(r->state, "running");
+        CHECK_STREQ(r->vmm_socket, "/run/g.sock");
+        vm_record_free(r);
+        CHECK_EQ_INT(store_vm_set_spec(s, u1, "{\"name\":\"gamma\",\"vcpus\":2}"), 0);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_STREQ(r->spec, "{\"name\":\"gamma\",\"vcpus\":2}");
+        vm_record_free(r);
+
+        /* a change inside a transaction is seen inside it, and is gone after its rollback */
+        ASSERT_EQ_INT(store_tx_begin(s), 0);
+        CHECK_EQ_INT(store_vm_set_state(s, u1, NULL, "paused", -1, 0, NULL, NULL), 0);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_STREQ(r->state, "paused");
+        vm_record_free(r);
+        CHECK_EQ_INT(store_tx_end(s, false), 0);
+        ASSERT_EQ_INT(store_vm_get(s, u1, &r), 0);
+        CHECK_STREQ(r->state, "running");
+        vm_record_free(r);
+
+        CHECK_EQ_INT(store_vm_delete(s, u1), 0);
+        CHECK_EQ_INT(store_vm_get(s, "gamma", &r), -ENOENT);
+        CHECK_EQ_INT(store_vm_get(s, u1, &r), -ENOENT);
+        store_free(s);
 }
 
 TEST(vm_rows) {

@@ -368,6 +368,8 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         bool have_status = false;
         uint64_t gen;
 
+        /* Before the waiters below are woken: a stop that returns must find the slots inactive. */
+        memslots_vmm_ended(m, rt->uuid);
         pthread_mutex_lock(&rt->lock);
         if (rt->child && waitid(P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
                 have_status = true;
@@ -384,7 +386,6 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         _cleanup_free_ char *ctl = NULL;
         if (vm_control_path(m, rt->uuid, &ctl) >= 0)
                 vmm_control_forget(ctl); /* kept connections to the dead VMM */
-        memslots_vmm_ended(m, rt->uuid);
         queue_work(m->vms, rt, gen, false);
         runtime_unref(rt); /* the watch's reference */
         return 0;

@@ -1093,6 +1093,16 @@ static int import_kvmfleet_metadata(Import *im, const xmlNode *vm) {
                                 if (r >= 0)
                                         r = json_add_bool(sub, "reinject", reinject);
                         }
+                } else if (streq(name, "kvm-pv")) {
+                        /* cpu.kvm_pv settings without a libvirt element: NAME='on|off' each */
+                        r = 0;
+                        for (const xmlAttr *a = c->properties; r >= 0 && a; a = a->next) {
+                                const char *an = (const char *) a->name;
+                                if (vm_kvm_pv_feature_from_name(an) < 0)
+                                        r = refuse(im, c, an, "unknown KVM paravirtual feature");
+                                else
+                                        r = import_kvm_pv_switch(im, c, an, an);
+                        }
                 } else if (streq(name, "boot")) {
                         const char *raw = attr_get(c, "raw"), *load = attr_get(c, "load-addr"),
                                    *entry = attr_get(c, "entry"), *mode = attr_get(c, "mode");
@@ -1749,6 +1759,16 @@ int domain_xml_from_spec(const VmSpec *spec, const char *uuid, const DomainXmlEx
         ok &= set_attr(n, "mode", vm_irqchip_to_string(spec->irqchip));
         n = xmlNewChild(vm, ns, BAD_CAST "pit", NULL);
         ok &= set_attr(n, "reinject", spec->pit_reinject ? "yes" : "no");
+        /* The KVM paravirtual settings <features> does not carry (all of them without an irqchip). */
+        uint32_t pv_meta = spec->kvm_pv_on | spec->kvm_pv_off;
+        if (spec->irqchip != VM_IRQCHIP_NONE)
+                pv_meta &= ~((1u << vm_kvm_pv_feature_from_name("pv_eoi")) | (1u << vm_kvm_pv_feature_from_name("pv_unhalt")));
+        if (pv_meta) {
+                n = xmlNewChild(vm, ns, BAD_CAST "kvm-pv", NULL);
+                for (unsigned bit = 0; bit < 32; bit++)
+                        if (pv_meta & (1u << bit))
+                                ok &= set_attr(n, vm_kvm_pv_feature_name(bit), spec->kvm_pv_on & (1u << bit) ? "on" : "off");
+        }
         if (spec->boot_kind == VM_BOOT_RAW) {
                 n = xmlNewChild(vm, ns, BAD_CAST "boot", NULL);
                 ok &= set_attr(n, "raw", spec->raw);

@@ -437,6 +437,9 @@ TEST(export_round_trips) {
                    "\"<o:p xmlns:o=\\\"urn:o\\\"/>\"]}}");
         round_trip("{\"name\":\"d\",\"vcpus\":2,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\"},"
                    "\"cpu\":{\"kvm_pv\":{\"pv_eoi\":false,\"pv_unhalt\":true}}}");
+        /* features libvirt has no element for, and pv_eoi without an irqchip, go through the metadata */
+        round_trip("{\"name\":\"e\",\"vcpus\":1,\"memory\":\"64MiB\",\"boot\":{\"kernel\":\"/k\"},\"irqchip\":\"none\","
+                   "\"cpu\":{\"kvm_pv\":{\"steal_time\":false,\"pv_eoi\":false,\"pv_send_ipi\":true}}}");
 }
 
 TEST(kvm_pv_switches_map) {
@@ -448,6 +451,12 @@ TEST(kvm_pv_switches_map) {
         res = import(DOMAIN_HEAD "<memory>65536</memory><vcpu>1</vcpu><features><apic eoi='maybe'/></features>" DOMAIN_TAIL);
         ASSERT_EQ_INT(res.r, -EINVAL);
         CHECK_CONTAINS(details_string(&res), "/domain/features/apic/@eoi");
+        result_done(&res);
+        res = import(DOMAIN_HEAD "<memory>65536</memory><vcpu>1</vcpu>"
+                     "<metadata><k:vm xmlns:k='https://kvmfleet.dev/xmlns/domain/1'><k:kvm-pv steal_tim='off'/></k:vm></metadata>"
+                     DOMAIN_TAIL);
+        ASSERT_EQ_INT(res.r, -EINVAL);
+        CHECK_CONTAINS(details_string(&res), "unknown KVM paravirtual feature");
         result_done(&res);
 }
 

@@ -38,7 +38,7 @@ HOSTVM_MODULES="kvm kvm-amd" hostvm_run --timeout 900 --mem 1536 \
         --file "$work/img:/img" --file "$work/virtio.env:/virtio.env" "${files[@]}" "$here/guest/virtio.sh" \
         >"$work/out.log" 2>&1
 rc=$?
-grep -E '^(#   guest: )?(BENCH|# (qemu|vmm) kvft)' "$work/out.log" | sed 's/^#   guest: //' >"$work/bench.txt"
+grep -E '^(#   guest: )?(BENCH|# (qemu|vmm)( kvft|:))' "$work/out.log" | sed 's/^#   guest: //' >"$work/bench.txt"
 [ $rc -eq 0 ] || { tail -n 40 "$work/out.log"; echo "the test host run failed" >&2; }
 python3 - "$work/bench.txt" "$vmms" <<'PY'
 import statistics, sys
@@ -57,6 +57,7 @@ for vmm in sys.argv[2].split():
     if r:
         print("  %-16s median %.1f MiB/s over %d reads (min %.1f, max %.1f)" %
               (names.get(vmm, vmm), statistics.median(r), len(r), min(r), max(r)))
+        print("  %-16s each read, MiB/s: %s" % ("", " ".join("%.0f" % x for x in r)))
     else:
         print("  %-16s no result (the guest did not finish a read)" % names.get(vmm, vmm))
 if runs.get("vmm") and runs.get("qemu"):

@@ -11,7 +11,7 @@
 #include "dev/virtio-pci.h"
 
 #define VIRTIO_BLK_SECTOR_SIZE 512
-#define VIRTIO_BLK_SEG_MAX 126
+#define VIRTIO_BLK_SEG_MAX 254 /* data segments per request: the 256-entry queue less header and status */
 
 typedef struct VirtioBlk VirtioBlk;
 

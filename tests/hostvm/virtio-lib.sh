@@ -48,23 +48,14 @@ echo "VT-MODE $mode"
 echo "VT-CPUS $(cat /sys/devices/system/cpu/online)"
 case "$mode" in
 blk)
+        # The ext4 image on vda becomes the root file system: its /init-root (virtio_images) goes on.
         wait_for /dev/vda || echo "VT-NO-VDA"
-        wait_for /dev/vdb || echo "VT-NO-VDB"
         echo "VT-SERIAL $(cat /sys/block/vda/serial 2>/dev/null)"
         if mount -t ext4 /dev/vda /mnt; then
                 echo "VT-MOUNT ok"
-                echo "VT-MARKER $(cat /mnt/marker)"
-                echo "written by the inner guest through virtio-blk" >/mnt/written
-                sync
-                umount /mnt && echo "VT-UMOUNT ok"
+                umount /proc /sys /dev
+                exec switch_root /mnt /init-root
         fi
-        echo "VT-VDB-RO $(cat /sys/block/vdb/ro)"
-        if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
-                echo "VT-VDB-WRITE succeeded"
-        else
-                echo "VT-VDB-WRITE refused"
-        fi
-        echo "VT-VDB-HEAD $(head -c 16 /dev/vdb)"
         ;;
 net)
         wait_for /sys/class/net/eth0 || echo "VT-NO-ETH0"
@@ -103,13 +94,40 @@ INIT
         return $rc
 }
 
-# virtio_images DIR: DIR/root.img (64 MiB ext4 holding /marker), DIR/ro.img (1 MiB raw, a known
-# first sector, attached read-only), DIR/bench.img (ext4 holding /big, 64 MiB of non-zero data so that
-# every block is really read).
+# virtio_images DIR: DIR/root.img (64 MiB ext4: the inner guest's root file system, holding /marker,
+# busybox and /init-root), DIR/ro.img (1 MiB raw, a known first sector, attached read-only),
+# DIR/bench.img (ext4 holding /big, 64 MiB of non-zero data so that every block is really read).
 virtio_images() {
         local dir=$1
-        mkdir -p "$dir/root.d" "$dir/bench.d"
+        mkdir -p "$dir/root.d"/{bin,dev,proc,sys,tmp} "$dir/bench.d"
         echo "kvmfleet-virtio-marker" >"$dir/root.d/marker"
+        cp /bin/busybox "$dir/root.d/bin/busybox" || return 1
+        cat >"$dir/root.d/init-root" <<'ROOT'
+#!/bin/busybox sh
+# Runs from the ext4 root on vda after switch_root: writes a file there, makes the root read-only
+# (which writes everything back), checks the read-only vdb, reboots.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "VT-ROOT $(awk '$2 == "/" { print $1, $3 }' /proc/mounts | tail -n 1)"
+echo "VT-MARKER $(cat /marker)"
+echo "written by the inner guest through virtio-blk" >/written
+sync
+mount -o remount,ro / && echo "VT-REMOUNT-RO ok"
+i=0
+while [ ! -e /dev/vdb ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+echo "VT-VDB-RO $(cat /sys/block/vdb/ro)"
+if dd if=/dev/zero of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
+        echo "VT-VDB-WRITE succeeded"
+else
+        echo "VT-VDB-WRITE refused"
+fi
+echo "VT-VDB-HEAD $(head -c 16 /dev/vdb)"
+echo "VT-END $(cut -d' ' -f1 /proc/uptime)"
+reboot -f
+ROOT
+        chmod +x "$dir/root.d/init-root"
         mke2fs -q -F -t ext4 -d "$dir/root.d" "$dir/root.img" 64M >/dev/null || return 1
         { printf 'KVFT-RO-SECTOR-0'; head -c $((1024 * 1024 - 16)) /dev/zero; } >"$dir/ro.img"
         yes 'kvmfleet virtio-blk sequential read benchmark data' | head -c $((64 * 1024 * 1024)) >"$dir/bench.d/big"

@@ -102,10 +102,11 @@ for vmm in $VMMS; do
                 result "${vmm}_two_cpus_online" "$([ "$(vt $log CPUS)" = 0-1 ]; echo $?)" "online CPUs: '$(vt $log CPUS)'"
         fi
         result "${vmm}_blk_serial" "$([ "$(vt $log SERIAL)" = KVFT-ROOT ]; echo $?)" "vda serial: '$(vt $log SERIAL)'"
-        result "${vmm}_blk_mount_ext4_marker" \
-                "$([ "$(vt $log MOUNT)" = ok ] && [ "$(vt $log MARKER)" = kvmfleet-virtio-marker ]; echo $?)" \
-                "mount: '$(vt $log MOUNT)', marker: '$(vt $log MARKER)'"
-        result "${vmm}_blk_write_unmount" "$([ "$(vt $log UMOUNT)" = ok ]; echo $?)" "umount: '$(vt $log UMOUNT)'"
+        result "${vmm}_blk_ext4_root_on_vda" \
+                "$([ "$(vt $log MOUNT)" = ok ] && [ "$(vt $log ROOT)" = "/dev/vda ext4" ] &&
+                   [ "$(vt $log MARKER)" = kvmfleet-virtio-marker ]; echo $?)" \
+                "mount: '$(vt $log MOUNT)', root: '$(vt $log ROOT)', marker: '$(vt $log MARKER)'"
+        result "${vmm}_blk_write_remount_ro" "$([ "$(vt $log REMOUNT-RO)" = ok ]; echo $?)" "remount ro: '$(vt $log REMOUNT-RO)'"
         written=$(debugfs -R 'cat /written' /img/root.img 2>/dev/null)
         result "${vmm}_blk_written_file_in_image" \
                 "$([ "$written" = "written by the inner guest through virtio-blk" ]; echo $?)" \

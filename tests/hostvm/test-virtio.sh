@@ -2,9 +2,8 @@
 # virtio-blk and virtio-net with Debian's kernel, in the test host: a 2-vCPU inner guest switches its
 # root to an ext4 image (built here with mke2fs -d) on virtio-blk, checks its marker, writes a file and
 # remounts the root read-only; a read-only second disk refuses writes; a NIC on a tap pings the test
-# host's side. Run under
-# kvmfleet-vmm; VIRTIO_VMMS="qemu vmm" adds QEMU -accel kvm as a reference for the guest and the
-# images. The written file is read back out of the image with debugfs. See tests/hostvm/README.md.
+# host's side. Run under kvmfleet-vmm; VIRTIO_VMMS="qemu vmm" adds QEMU -accel kvm as a reference
+# for the guest and the images. The written file is read back out of the image with debugfs. See tests/hostvm/README.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD=${BUILD:-build}

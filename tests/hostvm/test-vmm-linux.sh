@@ -68,8 +68,8 @@ cat >/tmp/linux.json <<SPEC
           "cmdline": "console=ttyS0 reboot=k panic=-1 i8042.noaux i8042.nokbd"},
  "console": {"log": "/tmp/linux-console.log"}}
 SPEC
-# A guest kernel that stalls under nested TCG (about 1 boot in 12 with paravirtual EOI, and QEMU
-# -accel kvm stalls in the same test host too; see tests/hostvm/README.md) is booted again, at most
+# A guest kernel that stalls under nested TCG (1 of 15 boots of this guest in the soak of
+# tests/hostvm/README.md; QEMU -accel kvm 7 of 15 in the same test host) is booted again, at most
 # three times; each stalled attempt is reported.
 attempt=1
 while :; do

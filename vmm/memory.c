@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "memory.h"
+#include "memslot-pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -127,6 +128,7 @@ int guest_memory_slot_infos(const GuestMemory *m, MemslotInfo **ret, size_t *ret
 GuestMemory *guest_memory_free(GuestMemory *m) {
         if (!m)
                 return NULL;
+        memslot_pool_free(m->pool);
         for (size_t i = 0; i < m->n_slots; i++)
                 memslot_release(&m->slots[i]);
         if (m->base && m->base != MAP_FAILED)
@@ -155,10 +157,13 @@ void guest_memory_slot_remove(GuestMemory *m, size_t i) {
         if (i >= m->n_slots)
                 return;
         guest_memory_write_lock(m);
-        memslot_release(&m->slots[i]);
+        Memslot s = m->slots[i];
         memmove(&m->slots[i], &m->slots[i + 1], (m->n_slots - i - 1) * sizeof *m->slots);
         m->n_slots--;
         guest_memory_write_unlock(m);
+        /* Nothing can reach the backing any more: the pool's thread releases it where there is one. */
+        if (!m->pool || !s.map || !memslot_pool_retire(m->pool, s.map, s.map_size, s.backing_fd, s.guest_memfd))
+                memslot_release(&s);
 }
 
 int guest_memory_layout_ram(GuestMemory *m) {

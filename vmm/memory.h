@@ -38,6 +38,7 @@ typedef struct GuestMemory {
         Memslot *slots;
         size_t n_slots;
         MemslotLimits limits; /* probed by vm_memslot_probe() */
+        struct MemslotPool *pool; /* prepares and releases user slots' backings; NULL until the first one */
         /* Taken for writing while the slot table changes (insert, remove, move) on the main thread;
          * device I/O threads hold it for reading while they use host pointers of a request. */
         pthread_rwlock_t lock;
@@ -74,8 +75,8 @@ Memslot *guest_memory_find_slot(GuestMemory *m, uint32_t slot, uint16_t as_id);
 /* The table as the rules see it (caller frees; NULL with n == 0 is fine). */
 int guest_memory_slot_infos(const GuestMemory *m, MemslotInfo **ret, size_t *ret_n);
 void memslot_to_info(const Memslot *s, MemslotInfo *ret);
-/* Adds a registered slot to the table (taking what it owns), or removes entry i (releasing what it owns).
- * Both take the write lock. */
+/* Adds a registered slot to the table (taking what it owns), or removes entry i (releasing what it owns,
+ * through the pool's thread where the VM has one). Both take the write lock. */
 int guest_memory_slot_insert(GuestMemory *m, const Memslot *s);
 void guest_memory_slot_remove(GuestMemory *m, size_t i);
 /* Unmaps and closes what a user slot owns; safe on a RAM slot (it owns nothing). */

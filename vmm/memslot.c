@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "kvm.h"
+#include "memslot-pool.h"
 
 /* The huge-page pool is a sysfs read (open, read, close: tens of µs): done only when asked for. */
 static void limits_refresh(MemslotLimits *l, bool hugetlb) {
@@ -121,31 +122,29 @@ static int backing_prepare(Vm *vm, Memslot *s, const char **ret_step) {
         case MEMSLOT_BACKING_ANONYMOUS:
                 *ret_step = "mmap";
                 s->map = mmap(NULL, s->size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (s->map == MAP_FAILED)
+                        goto fail_errno;
+                (void) madvise(s->map, s->size, MADV_DONTDUMP);
                 break;
         case MEMSLOT_BACKING_MEMFD:
+                /* A spare prepared after the previous create of this size, where there is one. */
+                if (!vm->mem->pool)
+                        vm->mem->pool = memslot_pool_new(); /* without one (no thread), everything is inline */
+                if (vm->mem->pool && memslot_pool_take(vm->mem->pool, s->size, &s->backing_fd, &s->map) > 0)
+                        break;
+                __attribute__((fallthrough));
         case MEMSLOT_BACKING_HUGETLB:
-        case MEMSLOT_BACKING_GUEST_MEMFD: {
-                bool huge = s->backing == MEMSLOT_BACKING_HUGETLB;
-                *ret_step = "memfd_create";
-                s->backing_fd = memfd_create("kvmfleet-memslot", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
-                if (s->backing_fd < 0)
-                        goto fail_errno;
-                *ret_step = "ftruncate";
-                if (ftruncate(s->backing_fd, (off_t) s->size) < 0)
-                        goto fail_errno;
-                /* hugetlb: no MAP_NORESERVE, so that a short pool fails here and not at the guest's first touch. */
-                *ret_step = "mmap";
-                s->map = mmap(NULL, s->size, prot, MAP_SHARED | (huge ? 0 : MAP_NORESERVE), s->backing_fd, 0);
+        case MEMSLOT_BACKING_GUEST_MEMFD:
+                r = memslot_backing_prepare(s->size, s->backing == MEMSLOT_BACKING_HUGETLB, &s->backing_fd, &s->map,
+                                            ret_step);
+                if (r < 0)
+                        goto fail;
                 break;
-        }
         default:
                 *ret_step = "backing";
                 r = -EINVAL;
                 goto fail;
         }
-        if (s->map == MAP_FAILED)
-                goto fail_errno;
-        (void) madvise(s->map, s->size, MADV_DONTDUMP);
         s->host = s->map;
 
         if (s->backing == MEMSLOT_BACKING_GUEST_MEMFD) {

@@ -159,6 +159,41 @@ def guest_writes_into_added_slot_and_vmm_backing_shows_it():
     with_vmm(body)
 
 
+def memslot_memfds(v):
+    """The VMM's open memfds of user slots (its own, spares and backings not yet released)."""
+    fd_dir = "/proc/%d/fd" % v.proc.pid
+    n = 0
+    for fd in os.listdir(fd_dir):
+        try:
+            n += os.readlink(os.path.join(fd_dir, fd)).startswith("/memfd:kvmfleet-memslot")
+        except OSError:
+            pass
+    return n
+
+
+@test
+def recreated_slot_is_zero_and_deleted_backings_are_released():
+    """The VMM prepares a spare backing after each create and releases deleted ones on its pool
+    thread (vmm/memslot-pool.h): a slot created after a delete of the same size must still start
+    zero (a spare is a fresh memfd, never a deleted slot's), and backings must not pile up."""
+    check_kvm()
+
+    def body(v):
+        for round_ in range(4):
+            for size in (2 * MiB, 4 * MiB, 6 * MiB):
+                s = v.result("memslot.create", {"gpa": "1GiB", "size": size})
+                check_eq(pattern_words(v, GiB, 2), [0, 0], "round %d, %d MiB: fresh backing is zero" % (round_, size // MiB))
+                check_eq(v.guest(OP_WRITE, GiB, 2, 0x7700 + round_), (0, 0))
+                v.result("memslot.delete", {"slot": s["slot"]})
+        # Three sizes in turn: at most two spares (MEMSLOT_POOL_SPARES) once the thread is done.
+        end = time.time() + 10
+        while memslot_memfds(v) > 2 and time.time() < end:
+            time.sleep(0.01)
+        check(memslot_memfds(v) <= 2, "memslot memfds left open: %d" % memslot_memfds(v))
+        check_eq(v.status()["state"], "running")
+    with_vmm(body)
+
+
 @test
 def guest_finds_same_data_after_move_and_old_base_is_mmio():
     check_kvm()

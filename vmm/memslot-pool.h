@@ -2,10 +2,11 @@
 /* Memfd backings of user memslots, prepared and released off the control path.
  *
  * Creating a memfd backing (memfd_create, ftruncate, mmap, madvise) and releasing one (munmap,
- * close) are a third of what a memslot create or delete costs the VMM besides the ioctl itself. The
+ * close) are about half of what a memslot create or delete costs the VMM besides the ioctl itself
+ * (≈13 of 25 µs and ≈11 of 20 µs for an empty 2 MiB slot, docs/BENCHMARKS.md). The
  * pool moves both out of the request: after a create of size S it prepares one spare backing of
  * size S for the next create, and a deleted slot's backing is handed over and released there: a
- * populated slot's release takes time in proportion to its memory (≈0.2 s per GiB here), which would
+ * populated slot's release takes time in proportion to its memory (0.1–0.2 s per GiB here), which would
  * otherwise hold the VMM's control loop and the DELETE's answer. The work is done by one thread per
  * VMM, started with the first user slot.
  *

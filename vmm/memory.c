@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include "memory.h"
-#include "memslot-pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +11,7 @@
 
 #include "fd-util.h"
 #include "kvm.h"
+#include "memslot-pool.h"
 #include "str-util.h"
 
 #define HUGE_2M (2ULL << 20)

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -65,6 +64,10 @@ static void retired_release(Retired *r) {
         safe_close(r->guest_memfd);
 }
 
+static void spare_release(uint8_t *map, uint64_t size, int fd) {
+        retired_release(&(Retired){ .map = map, .map_size = size, .fd = fd, .guest_memfd = -1 });
+}
+
 static bool has_work(const MemslotPool *p) {
         if (p->n_retired > 0)
                 return true;
@@ -78,7 +81,7 @@ static void *pool_thread(void *userdata) {
         MemslotPool *p = userdata;
         /* An ordinary thread, not SCHED_IDLE: munmap holds the VMM's mmap_lock, and a thread that gets
          * no CPU time while holding it would stall the main thread's next mmap behind it. */
-        (void) prctl(PR_SET_NAME, "memslot-pool");
+        pthread_setname_np(pthread_self(), "memslot-pool");
 
         pthread_mutex_lock(&p->lock);
         for (;;) {
@@ -121,8 +124,7 @@ static void *pool_thread(void *userdata) {
                                 p->stats.prepared++;
                         } else {
                                 pthread_mutex_unlock(&p->lock);
-                                munmap(map, size);
-                                close(fd);
+                                spare_release(map, size, fd);
                                 pthread_mutex_lock(&p->lock);
                         }
                         break;
@@ -164,10 +166,8 @@ MemslotPool *memslot_pool_free(MemslotPool *p) {
         pthread_mutex_unlock(&p->lock);
         pthread_join(p->thread, NULL);
         for (size_t i = 0; i < MEMSLOT_POOL_SPARES; i++)
-                if (p->spares[i].size && p->spares[i].fd >= 0) {
-                        munmap(p->spares[i].map, p->spares[i].size);
-                        close(p->spares[i].fd);
-                }
+                if (p->spares[i].size && p->spares[i].fd >= 0)
+                        spare_release(p->spares[i].map, p->spares[i].size, p->spares[i].fd);
         for (size_t i = 0; i < p->n_retired; i++)
                 retired_release(&p->retired[i]);
         pthread_cond_destroy(&p->settled);
@@ -206,10 +206,8 @@ int memslot_pool_take(MemslotPool *p, uint64_t size, int *ret_fd, uint8_t **ret_
                 if (s->size && s->fd >= 0) {
                         if (p->n_retired < MEMSLOT_POOL_RETIRED)
                                 p->retired[p->n_retired++] = (Retired){ .map = s->map, .map_size = s->size, .fd = s->fd, .guest_memfd = -1 };
-                        else {
-                                munmap(s->map, s->size);
-                                close(s->fd);
-                        }
+                        else
+                                spare_release(s->map, s->size, s->fd);
                 }
                 *s = (Spare){ .size = size, .fd = -1 };
         }

@@ -73,7 +73,7 @@ TEST(retired_backings_are_unmapped_and_closed) {
         memslot_pool_free(p);
 }
 
-TEST(a_full_retire_queue_hands_the_backing_back) {
+TEST(every_retire_is_queued_or_refused_and_queued_ones_are_released) {
         MemslotPool *p = memslot_pool_new();
         ASSERT(p);
         /* The thread takes entries while they are queued, so how many are refused varies from run to

@@ -350,7 +350,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        Listener *l = cls;
         ConnCtx *ctx = *con_cls;
+        /* The reply is sent: what the handler left for after it (a change's result row and event,
+         * store_defer()) is written now, before this connection's next request. */
+        store_flush(l->manager->store);
         if (ctx) {
                 free(ctx->body);
                 free(ctx);
@@ -369,7 +373,7 @@ static struct MHD_Daemon *start_daemon(Manager *m, Listener *l, int fd) {
         return MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
                                 on_request, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-                                (unsigned) m->config->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                (unsigned) m->config->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
                                 MHD_OPTION_END);
 }

@@ -294,8 +294,38 @@ void memslots_vmm_ended(Manager *m, const char *uuid) {
                 log_warning_errno(k, "Cannot mark the memslots of VM %s inactive: %m", uuid);
 }
 
+/* The rows a change left behind unfinished (pending, deleting, moving, updating): a change in
+ * flight when the agent stopped. Each is reported with what KVM has for that slot now. */
+static json_object *unfinished_rows(json_object *rows, json_object *live) {
+        json_object *out = NULL;
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                json_object *row = json_object_array_get_idx(rows, i), *v;
+                const char *state = json_object_object_get_ex(row, "state", &v) ? json_object_get_string(v) : "";
+                if (streq(state, "active") || streq(state, "inactive"))
+                        continue;
+                json_object *now = NULL;
+                for (size_t j = 0; j < json_object_array_length(live) && !now; j++) {
+                        json_object *l = json_object_array_get_idx(live, j);
+                        if (u64_of(l, "slot") == u64_of(row, "slot") && u64_of(l, "as_id") == u64_of(row, "as_id"))
+                                now = l;
+                }
+                json_object *o = json_object_new_object();
+                if (!out)
+                        out = json_object_new_array();
+                if (!o || !out || json_object_array_add(out, o) < 0) {
+                        json_object_put(o);
+                        break;
+                }
+                json_add_uint(o, "slot", u64_of(row, "slot"));
+                json_add_uint(o, "as_id", u64_of(row, "as_id"));
+                json_add_string(o, "recorded_state", state);
+                json_add(o, "kvm", now ? json_object_get(now) : NULL);
+        }
+        return out;
+}
+
 int memslots_sync(Manager *m, const char *uuid, const char *name, const char *control_path) {
-        _cleanup_json_ json_object *list = NULL;
+        _cleanup_json_ json_object *list = NULL, *before = NULL;
         json_object *arr;
         int k;
         if (!control_path)
@@ -306,10 +336,25 @@ int memslots_sync(Manager *m, const char *uuid, const char *name, const char *co
                             name);
                 return k < 0 ? k : -EBADMSG;
         }
+        if (store_memslots_list(m->store, uuid, &before) < 0)
+                before = NULL;
         k = store_memslots_replace(m->store, uuid, arr);
-        if (k < 0)
+        if (k < 0) {
                 log_warning_errno(k, "Cannot record the memslots of VM %s in the inventory: %m", name);
-        return k;
+                return k;
+        }
+        /* A change the agent stopped in the middle of has no "ok" or "failed" event: say what became of it. */
+        _cleanup_json_ json_object *unfinished = before ? unfinished_rows(before, arr) : NULL;
+        if (unfinished) {
+                char object[48];
+                json_object *d = json_object_new_object();
+                snprintf(object, sizeof object, "vm/%s", uuid);
+                json_add_string(d, "name", name);
+                json_add(d, "unfinished", json_object_get(unfinished));
+                manager_event(m, "agent", object, "memslot_reconcile", "ok", d);
+                json_object_put(d);
+        }
+        return 0;
 }
 
 /* ---- read ---- */
@@ -426,16 +471,81 @@ static int parse_create(json_object *body, MemslotInfo *req, bool *have_slot, Vm
         return 0;
 }
 
-/* A change's result row and its event land in one inventory transaction. Without the transaction
- * (BEGIN failed) both are still written, each on its own. */
-static bool record_begin(Manager *m) {
-        return store_tx_begin(m->store) >= 0;
+/* ---- a change's result ---- */
+
+/* What a change left to record once KVM has it: the slot's row (NULL: the slot is gone) and the
+ * event. Own copies of everything, since it may be written on another thread. */
+typedef struct Record {
+        Manager *m;
+        char uuid[37];
+        char *name, *actor;
+        const char *action; /* static */
+        unsigned as_id, slot;
+        json_object *row, *detail;
+        LogContext log;
+} Record;
+
+static void record_free(Record *x) {
+        if (!x)
+                return;
+        free(x->name);
+        free(x->actor);
+        json_object_put(x->row);
+        json_object_put(x->detail);
+        free(x);
 }
 
-static void record_end(Manager *m, bool tx, const VmRecord *r, const char *action) {
-        int k = tx ? store_tx_end(m->store, true) : 0;
+/* The row and the event in one inventory transaction; without it (BEGIN failed) both are still
+ * written, each on its own. A failure here cannot undo the change KVM made: it is logged, and the
+ * next reconciliation (agent start) corrects the row from the VMM's table. */
+static void record_write(Store *s, const Record *x) {
+        VmRecord r = { .name = x->name };
+        memcpy(r.uuid, x->uuid, sizeof r.uuid);
+        bool tx = store_tx_begin(s) >= 0;
+        int k = x->row ? store_memslot_put(s, x->uuid, x->row, "active") : store_memslot_delete(s, x->uuid, x->as_id, x->slot);
+        if (k < 0 && !(k == -ENOENT && !x->row))
+                log_warning_errno(k, "Cannot record %s of memslot %u of VM %s in the inventory: %m", x->action, x->slot,
+                                  x->name);
+        event(x->m, x->actor, &r, x->action, "ok", x->detail, NULL);
+        k = tx ? store_tx_end(s, true) : 0;
         if (k < 0)
-                log_warning_errno(k, "Cannot record %s of VM %s in the inventory: %m", action, r->name);
+                log_warning_errno(k, "Cannot record %s of VM %s in the inventory: %m", x->action, x->name);
+}
+
+/* store_defer()'s job: on whichever thread flushes, with the logging context of the request. */
+static void record_write_deferred(Store *s, void *userdata) {
+        Record *x = userdata;
+        unsigned pushed = log_context_restore(&x->log);
+        record_write(s, x);
+        for (; pushed > 0; pushed--)
+                log_context_pop();
+        record_free(x);
+}
+
+/* Records a change KVM has made. The write is deferred until the reply is sent (store_defer():
+ * the HTTP layer flushes it then, and any other use of the inventory in this process before that
+ * flushes it first), so the client does not wait for it; crash in between and the row the change
+ * left pending is resolved at the next start (memslots_sync()), with an event. When the copies or
+ * the queueing fail, it is written now. */
+static void record_result(Manager *m, const VmRecord *r, const char *actor, const char *action, unsigned as_id,
+                          unsigned slot, json_object *row, json_object *detail) {
+        Record *x = calloc(1, sizeof *x);
+        if (x) {
+                *x = (Record){ .m = m, .action = action, .as_id = as_id, .slot = slot, .name = strdup(r->name),
+                               .actor = strdup(actor) };
+                memcpy(x->uuid, r->uuid, sizeof x->uuid);
+                log_context_save(&x->log);
+                /* deep copies: json-c's reference counts are not atomic, and the reply still uses these */
+                if ((!row || json_object_deep_copy(row, &x->row, NULL) >= 0) &&
+                    json_object_deep_copy(detail, &x->detail, NULL) >= 0 && x->name && x->actor &&
+                    store_defer(m->store, record_write_deferred, x) >= 0)
+                        return;
+                record_free(x);
+        }
+        Record now = { .m = m, .action = action, .as_id = as_id, .slot = slot, .name = r->name, .actor = (char *) actor,
+                       .row = row, .detail = detail };
+        memcpy(now.uuid, r->uuid, sizeof now.uuid);
+        record_write(m->store, &now);
 }
 
 static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userdata, VmError *e) {
@@ -476,12 +586,7 @@ static int do_create(Manager *m, const VmRecord *r, const char *ctl, void *userd
                 return k;
         }
         live_update_and_keep(r, &l, req.slot, req.as_id, op->result);
-        bool tx = record_begin(m);
-        k = store_memslot_put(m->store, r->uuid, op->result, "active");
-        if (k < 0)
-                log_warning_errno(k, "Cannot record memslot %u of VM %s as active: %m", req.slot, r->name);
-        event(m, op->actor, r, "memslot_create", "ok", op->result, NULL);
-        record_end(m, tx, r, "memslot_create");
+        record_result(m, r, op->actor, "memslot_create", req.as_id, req.slot, op->result, op->result);
         return 0;
 }
 
@@ -493,20 +598,29 @@ int memslots_create(Manager *m, const char *id, json_object *body, const char *a
         return k;
 }
 
-/* Marks the row (state) for the duration of the VMM call; puts it back as it was on failure. */
-static int change(Manager *m, const VmRecord *r, const char *ctl, Op *op, const char *method, json_object *params,
-                  const char *state, const char *action, VmError *e) {
+/* Marks the row (state) for the duration of the VMM call; puts it back as it was on failure. The
+ * usual row is active: one conditional update marks it and the undo flips it back. Any other row
+ * (one a failed record left behind, say) is read first and written back whole. */
+static int change(Manager *m, const VmRecord *r, const char *ctl, Op *op, const Live *l, const char *method,
+                  json_object *params, const char *state, const char *action, VmError *e) {
         _cleanup_json_ json_object *before = NULL;
-        bool had_row = store_memslot_get(m->store, r->uuid, op->as_id, op->slot, &before) >= 0;
-        if (had_row) {
+        bool swapped = store_memslot_swap_state(m->store, r->uuid, op->as_id, op->slot, "active", state) >= 0;
+        bool had_row = swapped;
+        if (!swapped && store_memslot_get(m->store, r->uuid, op->as_id, op->slot, &before) >= 0) {
+                had_row = true;
                 int k = store_memslot_set_state(m->store, r->uuid, op->as_id, op->slot, state);
                 if (k < 0)
                         return set_error(e, 500, "internal", NULL, "inventory: %s", strerror(-k));
         }
         int k = call(ctl, method, params, &op->result, e);
         if (k < 0) {
-                if (had_row)
+                if (swapped)
+                        store_memslot_swap_state(m->store, r->uuid, op->as_id, op->slot, state, "active");
+                else if (had_row)
                         store_memslot_put(m->store, r->uuid, before, NULL);
+                int i = before ? -1 : memslot_find(l->infos, l->n, op->slot, (uint16_t) op->as_id);
+                if (i >= 0 && memslot_info_to_json(&l->infos[i], "active", &before) < 0)
+                        before = NULL;
                 event(m, op->actor, r, action, "failed", before, e);
                 return k;
         }
@@ -561,20 +675,12 @@ static int do_patch(Manager *m, const VmRecord *r, const char *ctl, void *userda
                 json_add_bool(params, "force", force);
         } else
                 json_add(params, "flags", json_object_get(flags));
-        k = change(m, r, ctl, op, has_gpa > 0 ? "memslot.move" : "memslot.set_flags", params,
+        k = change(m, r, ctl, op, &l, has_gpa > 0 ? "memslot.move" : "memslot.set_flags", params,
                    has_gpa > 0 ? "moving" : "updating", action, e);
         if (k < 0)
                 return k;
-        json_object *row = json_object_get(op->result);
-        json_object_object_del(row, "guest_impact");
-        live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, row);
-        bool tx = record_begin(m);
-        k = store_memslot_put(m->store, r->uuid, row, "active");
-        json_object_put(row);
-        if (k < 0)
-                log_warning_errno(k, "Cannot record memslot %u of VM %s: %m", op->slot, r->name);
-        event(m, op->actor, r, action, "ok", op->result, NULL);
-        record_end(m, tx, r, action);
+        live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, op->result);
+        record_result(m, r, op->actor, action, op->as_id, op->slot, op->result, op->result);
         return 0;
 }
 
@@ -608,16 +714,11 @@ static int do_delete(Manager *m, const VmRecord *r, const char *ctl, void *userd
         json_add_uint(params, "slot", op->slot);
         json_add_uint(params, "as_id", op->as_id);
         json_add_bool(params, "force", op->force);
-        k = change(m, r, ctl, op, "memslot.delete", params, "deleting", "memslot_delete", e);
+        k = change(m, r, ctl, op, &l, "memslot.delete", params, "deleting", "memslot_delete", e);
         if (k < 0)
                 return k;
         live_update_and_keep(r, &l, op->slot, (uint16_t) op->as_id, NULL);
-        bool tx = record_begin(m);
-        k = store_memslot_delete(m->store, r->uuid, op->as_id, op->slot);
-        if (k < 0 && k != -ENOENT)
-                log_warning_errno(k, "Cannot remove memslot %u of VM %s from the inventory: %m", op->slot, r->name);
-        event(m, op->actor, r, "memslot_delete", "ok", op->result, NULL);
-        record_end(m, tx, r, "memslot_delete");
+        record_result(m, r, op->actor, "memslot_delete", op->as_id, op->slot, NULL, op->result);
         return 0;
 }
 

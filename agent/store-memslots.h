@@ -16,6 +16,9 @@ int store_memslot_get(Store *s, const char *uuid, unsigned as_id, unsigned slot,
 /* Inserts or replaces the row of memslot object m, with state. */
 int store_memslot_put(Store *s, const char *uuid, json_object *m, const char *state);
 int store_memslot_set_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *state);
+/* state from -> to, only if the row is in state from: -ENOENT when it is not (or there is no row). */
+int store_memslot_swap_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *from,
+                             const char *to);
 int store_memslot_delete(Store *s, const char *uuid, unsigned as_id, unsigned slot);
 /* Sets the state of every row of the VM (its VMM ended: "inactive"). */
 int store_memslots_set_state_all(Store *s, const char *uuid, const char *state);

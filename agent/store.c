@@ -16,11 +16,33 @@
 
 #define STMT_CACHE_SIZE 32
 #define VM_CACHE_SIZE 8
+/* WAL pages after which the checkpointer copies the log into the database (SQLite's own default
+ * for its automatic checkpoint). */
+#define CHECKPOINT_PAGES 1000
+
+typedef struct StoreJob {
+        struct StoreJob *next;
+        void (*run)(Store *s, void *userdata);
+        void *userdata;
+} StoreJob;
 
 struct Store {
         sqlite3 *db;
         char *path;
         pthread_mutex_t lock; /* recursive: store_tx_begin() holds it across the calls it groups */
+        unsigned depth;       /* how many times the holder holds it */
+        StoreJob *jobs, **jobs_tail; /* deferred writes, in order (store_defer()) */
+        /* Checkpoints run on a thread of their own, with a connection of its own, so that a write
+         * never waits for the log to be copied and synced (SQLite's automatic checkpoint would run
+         * inside the commit that crosses CHECKPOINT_PAGES). */
+        struct {
+                sqlite3 *db;
+                pthread_t thread;
+                bool running, wanted, stop;
+                pthread_mutex_t lock;
+                pthread_cond_t cond;
+                uint64_t done; /* completed checkpoints */
+        } ckpt;
         uint64_t vm_generation; /* bumped by every write to the vms table (atomic) */
         /* Statements of the hot paths, prepared once (SQLITE_PREPARE_PERSISTENT), keyed by the address
          * of their SQL text, which is a string literal. */
@@ -87,10 +109,10 @@ void store_stmt_done(Store *s, sqlite3_stmt *st) {
 }
 
 int store_tx_begin(Store *s) {
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
-                pthread_mutex_unlock(&s->lock);
+                store_unlock(s);
                 return sqlite_to_errno(rc);
         }
         return 0;
@@ -104,7 +126,7 @@ int store_tx_end(Store *s, bool commit) {
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         if (rc != SQLITE_OK || !commit)
                 vm_changed(s); /* VM rows read inside the transaction may be gone with it */
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return sqlite_to_errno(rc);
 }
 
@@ -112,13 +134,48 @@ uint64_t store_vm_generation(Store *s) {
         return __atomic_load_n(&s->vm_generation, __ATOMIC_SEQ_CST);
 }
 
+static void run_deferred(Store *s) {
+        StoreJob *j;
+        while ((j = s->jobs)) {
+                __atomic_store_n(&s->jobs, j->next, __ATOMIC_RELEASE);
+                if (!s->jobs)
+                        s->jobs_tail = &s->jobs;
+                j->run(s, j->userdata);
+                free(j);
+        }
+}
+
 struct sqlite3 *store_lock(Store *s) {
         pthread_mutex_lock(&s->lock);
+        /* The outermost holder first writes what was deferred: nobody in this process reads or
+         * writes the inventory past a deferred write. */
+        if (s->depth++ == 0 && s->jobs)
+                run_deferred(s);
         return s->db;
 }
 
 void store_unlock(Store *s) {
+        s->depth--;
         pthread_mutex_unlock(&s->lock);
+}
+
+int store_defer(Store *s, void (*run)(Store *s, void *userdata), void *userdata) {
+        StoreJob *j = malloc(sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (StoreJob){ .run = run, .userdata = userdata };
+        pthread_mutex_lock(&s->lock); /* queueing is not a use: what is queued already stays queued */
+        __atomic_store_n(s->jobs_tail, j, __ATOMIC_RELEASE);
+        s->jobs_tail = &j->next;
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+void store_flush(Store *s) {
+        if (__atomic_load_n(&s->jobs, __ATOMIC_ACQUIRE)) {
+                store_lock(s);
+                store_unlock(s);
+        }
 }
 
 static void vm_changed(Store *s) {
@@ -190,6 +247,84 @@ static int migrate(sqlite3 *db, const SchemaMigration *m, unsigned n) {
         return 0;
 }
 
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages) {
+        Store *s = userdata;
+        if (pages >= CHECKPOINT_PAGES) {
+                pthread_mutex_lock(&s->ckpt.lock);
+                if (!s->ckpt.wanted) {
+                        s->ckpt.wanted = true;
+                        pthread_cond_signal(&s->ckpt.cond);
+                }
+                pthread_mutex_unlock(&s->ckpt.lock);
+        }
+        return SQLITE_OK;
+}
+
+static void *checkpointer(void *userdata) {
+        Store *s = userdata;
+        (void) pthread_setname_np(pthread_self(), "inventory-ckpt");
+        pthread_mutex_lock(&s->ckpt.lock);
+        for (;;) {
+                while (!s->ckpt.wanted && !s->ckpt.stop)
+                        pthread_cond_wait(&s->ckpt.cond, &s->ckpt.lock);
+                if (s->ckpt.stop)
+                        break;
+                s->ckpt.wanted = false;
+                pthread_mutex_unlock(&s->ckpt.lock);
+                /* PASSIVE: copies what no reader still needs, never waits for readers or the writer */
+                int rc = sqlite3_wal_checkpoint_v2(s->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+                        log_warning("Inventory checkpoint failed: %s", sqlite3_errstr(rc));
+                pthread_mutex_lock(&s->ckpt.lock);
+                s->ckpt.done++;
+        }
+        pthread_mutex_unlock(&s->ckpt.lock);
+        return NULL;
+}
+
+/* Hands checkpoints to the checkpointer thread; where it cannot start, SQLite's automatic
+ * checkpoint stays in place. */
+static void checkpointer_start(Store *s) {
+        int rc = sqlite3_open_v2(s->path, &s->ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_busy_timeout(s->ckpt.db, 5000);
+                /* a first read, so that the connection knows the file is in WAL mode */
+                rc = sqlite3_exec(s->ckpt.db, "PRAGMA journal_mode", NULL, NULL, NULL);
+        }
+        if (rc == SQLITE_OK) {
+                if (pthread_create(&s->ckpt.thread, NULL, checkpointer, s) == 0) {
+                        s->ckpt.running = true;
+                        sqlite3_wal_hook(s->db, wal_hook, s); /* replaces the automatic checkpoint */
+                        return;
+                }
+        }
+        log_warning("Cannot start the inventory's checkpoint thread (%s); commits checkpoint themselves.",
+                    rc == SQLITE_OK ? "no thread" : sqlite3_errstr(rc));
+        sqlite3_close_v2(s->ckpt.db);
+        s->ckpt.db = NULL;
+}
+
+static void checkpointer_stop(Store *s) {
+        if (s->ckpt.running) {
+                sqlite3_wal_hook(s->db, NULL, NULL);
+                pthread_mutex_lock(&s->ckpt.lock);
+                s->ckpt.stop = true;
+                pthread_cond_signal(&s->ckpt.cond);
+                pthread_mutex_unlock(&s->ckpt.lock);
+                pthread_join(s->ckpt.thread, NULL);
+                s->ckpt.running = false;
+        }
+        sqlite3_close_v2(s->ckpt.db);
+        s->ckpt.db = NULL;
+}
+
+uint64_t store_checkpoints(Store *s) {
+        pthread_mutex_lock(&s->ckpt.lock);
+        uint64_t n = s->ckpt.done;
+        pthread_mutex_unlock(&s->ckpt.lock);
+        return n;
+}
+
 int store_open_with(const char *path, const SchemaMigration *migrations, unsigned n, Store **ret) {
         _cleanup_(store_freep) Store *s = calloc(1, sizeof *s);
         int rc, r;
@@ -201,6 +336,9 @@ int store_open_with(const char *path, const SchemaMigration *migrations, unsigne
         pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
         pthread_mutex_init(&s->lock, &attr);
         pthread_mutexattr_destroy(&attr);
+        s->jobs_tail = &s->jobs;
+        pthread_mutex_init(&s->ckpt.lock, NULL);
+        pthread_cond_init(&s->ckpt.cond, NULL);
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -218,6 +356,7 @@ int store_open_with(const char *path, const SchemaMigration *migrations, unsigne
         r = migrate(s->db, migrations, n);
         if (r < 0)
                 return r;
+        checkpointer_start(s);
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -229,6 +368,9 @@ int store_open(const char *path, Store **ret) {
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
+        if (s->db)
+                store_flush(s);
+        checkpointer_stop(s);
         for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
                 sqlite3_finalize(s->stmts[i].st);
         for (size_t i = 0; i < VM_CACHE_SIZE; i++)
@@ -236,6 +378,8 @@ Store *store_free(Store *s) {
         if (s->db)
                 sqlite3_close_v2(s->db);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->ckpt.lock);
+        pthread_cond_destroy(&s->ckpt.cond);
         free(s->path);
         free(s);
         return NULL;
@@ -246,14 +390,14 @@ const char *store_path(Store *s) {
 }
 
 int store_version(Store *s, unsigned *ret) {
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         int r = get_user_version(s->db, ret);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return r;
 }
 
 int store_check_writable(Store *s) {
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         int r = exec_sql(s->db, "BEGIN IMMEDIATE");
         if (r >= 0) {
                 /* A real write, rolled back: catches read-only files and full disks in the WAL. */
@@ -261,7 +405,7 @@ int store_check_writable(Store *s) {
                                     "VALUES ('', 'health', 'inventory', 'probe', 'ok')");
                 exec_sql(s->db, "ROLLBACK");
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return r;
 }
 
@@ -275,7 +419,7 @@ int store_host_touch(Store *s, const char *hostname, const char *machine_id, con
         int rc;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "INSERT INTO host(id, hostname, machine_id, first_seen, last_start, agent_version) "
                                 "VALUES (1, ?1, ?2, ?3, ?3, ?4) ON CONFLICT(id) DO UPDATE SET hostname = ?1, "
@@ -288,7 +432,7 @@ int store_host_touch(Store *s, const char *hostname, const char *machine_id, con
                 sqlite3_bind_text(st, 4, agent_version, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return sqlite_to_errno(rc);
 }
 
@@ -301,7 +445,7 @@ int store_event_append(Store *s, const char *actor, const char *object, const ch
         int rc = SQLITE_NOMEM;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         st = store_stmt(s, sql);
         if (st) {
                 sqlite3_bind_text(st, 1, now, -1, SQLITE_TRANSIENT);
@@ -319,7 +463,7 @@ int store_event_append(Store *s, const char *actor, const char *object, const ch
         } else
                 rc = sqlite3_errcode(s->db);
         store_stmt_done(s, st);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return sqlite_to_errno(rc);
 }
 
@@ -336,7 +480,7 @@ int store_events_list(Store *s, int64_t after, unsigned limit, const char *objec
 
         if (!arr)
                 return -ENOMEM;
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "SELECT id, time, actor, object, action, result, detail FROM events "
                                 "WHERE id > ?1 AND (?3 IS NULL OR object = ?3) ORDER BY id LIMIT ?2",
@@ -365,7 +509,7 @@ int store_events_list(Store *s, int64_t after, unsigned limit, const char *objec
                                 break;
                 }
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (r < 0)
                 return r;
         if (rc != SQLITE_DONE)
@@ -398,7 +542,7 @@ int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id) {
         int in_effect = json_bool_field(report, "params_in_effect");
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "INSERT INTO kvm_setup(ingested_at, generated_at, ok, consistent, params_in_effect, report) "
                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -417,7 +561,7 @@ int store_kvm_setup_ingest(Store *s, const char *report_json, int64_t *ret_id) {
                 if (rc == SQLITE_DONE && ret_id)
                         *ret_id = sqlite3_last_insert_rowid(s->db);
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return sqlite_to_errno(rc);
 }
 
@@ -426,7 +570,7 @@ int store_kvm_setup_latest(Store *s, json_object **ret) {
         _cleanup_json_ json_object *o = NULL;
         int rc, r = 0;
 
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "SELECT id, ingested_at, report FROM kvm_setup ORDER BY id DESC LIMIT 1", -1,
                                 &st, NULL);
         if (rc == SQLITE_OK) {
@@ -443,7 +587,7 @@ int store_kvm_setup_latest(Store *s, json_object **ret) {
                                 r = json_add(o, "report", column_json(st, 2));
                 }
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (r < 0)
                 return r;
         if (rc == SQLITE_DONE)
@@ -499,7 +643,7 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
         int rc;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "INSERT INTO vms(uuid, name, state, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                                 -1, &st, NULL);
@@ -512,7 +656,7 @@ int store_vm_insert(Store *s, const char *uuid, const char *name, const char *st
                 rc = sqlite3_step(st);
         }
         vm_changed(s);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return sqlite_to_errno(rc);
 }
 
@@ -566,10 +710,10 @@ int store_vm_get(Store *s, const char *id, VmRecord **ret) {
         sqlite3_stmt *st;
         int rc = SQLITE_NOMEM, r = 0;
 
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         r = vm_cache_get(s, id, ret);
         if (r != -ENOENT) {
-                pthread_mutex_unlock(&s->lock);
+                store_unlock(s);
                 return r;
         }
         r = 0;
@@ -585,7 +729,7 @@ int store_vm_get(Store *s, const char *id, VmRecord **ret) {
         } else
                 rc = sqlite3_errcode(s->db);
         store_stmt_done(s, st);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (r < 0)
                 return r;
         if (rc == SQLITE_DONE)
@@ -600,7 +744,7 @@ int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, con
         int rc, changed = 0;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "UPDATE vms SET state = ?2, updated_at = ?3, exit_reason = ?8, "
                                 "vmm_pid = CASE WHEN ?4 >= 0 THEN nullif(?4, 0) ELSE vmm_pid END, "
@@ -633,7 +777,7 @@ int store_vm_set_state(Store *s, const char *uuid, const char *expect_state, con
                 }
         }
         vm_changed(s);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (rc < 0)
                 return rc;
         return sqlite_to_errno(rc);
@@ -645,7 +789,7 @@ int store_vm_set_spec(Store *s, const char *uuid, const char *spec_json) {
         int rc, changed = 0;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "UPDATE vms SET spec = ?2, updated_at = ?3 WHERE uuid = ?1", -1, &st, NULL);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
@@ -655,7 +799,7 @@ int store_vm_set_spec(Store *s, const char *uuid, const char *spec_json) {
                 changed = sqlite3_changes(s->db);
         }
         vm_changed(s);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (rc == SQLITE_DONE && changed == 0)
                 return -ENOENT;
         return sqlite_to_errno(rc);
@@ -665,7 +809,7 @@ int store_vm_delete(Store *s, const char *uuid) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int rc, changed = 0;
 
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "DELETE FROM vms WHERE uuid = ?1", -1, &st, NULL);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
@@ -673,7 +817,7 @@ int store_vm_delete(Store *s, const char *uuid) {
                 changed = sqlite3_changes(s->db);
         }
         vm_changed(s);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (rc == SQLITE_DONE && changed == 0)
                 return -ENOENT;
         return sqlite_to_errno(rc);
@@ -714,7 +858,7 @@ int store_vm_list(Store *s, const char *state, const char *name, unsigned offset
 
         if (!arr)
                 return -ENOMEM;
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db,
                                 "SELECT " VM_COLUMNS " FROM vms WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2) "
                                 "ORDER BY name LIMIT ?3 OFFSET ?4",
@@ -740,7 +884,7 @@ int store_vm_list(Store *s, const char *state, const char *name, unsigned offset
                                 break;
                 }
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (r < 0)
                 return r;
         if (rc != SQLITE_DONE)
@@ -754,7 +898,7 @@ int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret)
         int rc;
         int64_t n = 0;
 
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM vms WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR name = ?2)",
                                 -1, &st, NULL);
         if (rc == SQLITE_OK) {
@@ -768,7 +912,7 @@ int store_vm_count(Store *s, const char *state, const char *name, unsigned *ret)
                         rc = SQLITE_DONE;
                 }
         }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (rc != SQLITE_DONE)
                 return sqlite_to_errno(rc);
         *ret = (unsigned) n;
@@ -787,7 +931,7 @@ int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n) {
         size_t n = 0;
         int rc, r = 0;
 
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "SELECT " VM_COLUMNS " FROM vms ORDER BY created_at, uuid", -1, &st, NULL);
         if (rc == SQLITE_OK)
                 while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -802,7 +946,7 @@ int store_vm_records(Store *s, VmRecord ***ret, size_t *ret_n) {
                                 break;
                         n++;
                 }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (r >= 0 && rc != SQLITE_DONE)
                 r = sqlite_to_errno(rc);
         if (r < 0) {
@@ -819,7 +963,7 @@ int store_kvm_params_replace(Store *s, json_object *params, const char *actor) {
         int r;
 
         now_text(now);
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         r = exec_sql(s->db, "BEGIN IMMEDIATE");
         if (r >= 0)
                 r = exec_sql(s->db, "DELETE FROM kvm_params_desired");
@@ -848,7 +992,7 @@ int store_kvm_params_replace(Store *s, json_object *params, const char *actor) {
                 r = exec_sql(s->db, "COMMIT");
         else
                 (void) exec_sql(s->db, "ROLLBACK");
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return r;
 }
 
@@ -859,7 +1003,7 @@ int store_kvm_params_get(Store *s, json_object **ret) {
 
         if (!arr)
                 return -ENOMEM;
-        pthread_mutex_lock(&s->lock);
+        store_lock(s);
         rc = sqlite3_prepare_v2(s->db, "SELECT module, name, value, set_at, actor FROM kvm_params_desired ORDER BY module, name",
                                 -1, &st, NULL);
         if (rc == SQLITE_OK)
@@ -872,7 +1016,7 @@ int store_kvm_params_get(Store *s, json_object **ret) {
                         json_add_string(o, "actor", (const char *) sqlite3_column_text(st, 4));
                         json_object_array_add(arr, o);
                 }
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         if (rc != SQLITE_DONE)
                 return sqlite_to_errno(rc);
         *ret = TAKE_PTR(arr);

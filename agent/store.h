@@ -31,6 +31,18 @@ void store_stmt_done(Store *s, struct sqlite3_stmt *st);
 int store_tx_begin(Store *s);
 int store_tx_end(Store *s, bool commit);
 
+/* A write done later, still before anything else in this process uses the inventory: run(s,
+ * userdata) is called by the next outermost store_lock(), in order with other deferred writes, on
+ * whichever thread takes the lock; run owns userdata. For bookkeeping that need not delay a reply:
+ * the HTTP layer calls store_flush() once the reply is sent, so the write happens then. -ENOMEM:
+ * nothing was queued (do the write now). */
+int store_defer(Store *s, void (*run)(Store *s, void *userdata), void *userdata);
+/* Runs the deferred writes now, if any. */
+void store_flush(Store *s);
+/* Checkpoints of the write-ahead log completed by the store's checkpoint thread (it runs one each
+ * time the log passes 1000 pages, off the writers' path). */
+uint64_t store_checkpoints(Store *s);
+
 /* Opens (creating if needed) and migrates to the newest schema. -EPROTONOSUPPORT when the file
  * was written by a newer kvmfleet (see store_file_version()). */
 int store_open(const char *path, Store **ret);

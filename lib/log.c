@@ -78,6 +78,18 @@ void log_context_pop(void) {
                 n_context_fields--;
 }
 
+void log_context_save(LogContext *ret) {
+        ret->n = n_context_fields;
+        memcpy(ret->fields, context_fields, sizeof ret->fields);
+}
+
+unsigned log_context_restore(const LogContext *c) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < c->n && i < LOG_CONTEXT_MAX; i++)
+                n += log_context_push(c->fields[i]) >= 0;
+        return n;
+}
+
 static bool field_key_in(const char *field, const char *const *fields) {
         size_t k = strcspn(field, "=");
         for (const char *const *f = fields; f && *f; f++)

@@ -67,6 +67,10 @@ class Guest:
 
 
 def rows(a, uuid):
+    # A change's result row is written right after its reply, before the agent uses the inventory
+    # for anything else: one request through the agent first makes the file read below exact.
+    if a.proc and a.proc.poll() is None:
+        check_eq(a.request("GET", "/v1/events?limit=1", record=False).status, 200)
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(a.state, "inventory.db"), uri=True)
     try:
         return db.execute("SELECT as_id, slot, gpa, size, flags_dirty_log, flags_readonly, backing, role, state "
@@ -295,6 +299,37 @@ def memslots_reconciled_after_agent_restart():
         a.start()
         check_eq(rows(a, uuid), rows_of(g.slots()), "inventory re-read from the VMM")
         check_eq(sorted(s["slot"] for s in listing(vm, a)["memslots"]), [0, 9])
+    finally:
+        a.cleanup()
+
+
+@test
+def change_cut_short_by_agent_stop_is_reconciled_with_an_event():
+    """The agent stopped between KVM's change and its result row (rows left pending or deleting):
+    at the next start the rows follow KVM's table and an event says what became of each."""
+    check_kvm()
+    a = Agent(extra_config="stop_timeout = 5\n").start()
+    try:
+        vm, uuid = start_vm(a)
+        g = Guest(a, uuid)
+        r = a.request("POST", "/v1/vms/%s/memslots" % vm, {"gpa": "1GiB", "size": "2MiB"})
+        check_eq(r.status, 201, repr(r))
+        made = r.json["slot"]
+        check_eq(a.stop(), 0)
+        db = sqlite3.connect(os.path.join(a.state, "inventory.db"))
+        with db:
+            # a create KVM made whose result row was never written; a delete KVM made, likewise
+            db.execute("UPDATE memslots SET state = 'pending' WHERE vm_uuid = ? AND slot = ?", (uuid, made))
+            db.execute("INSERT INTO memslots (vm_uuid, as_id, slot, gpa, size, backing, role, state) "
+                       "VALUES (?, 0, 7, ?, ?, 'memfd', 'user', 'deleting')", (uuid, 3 * GiB, 2 * MiB))
+        db.close()
+        a.start()
+        check_eq(rows(a, uuid), rows_of(g.slots()), "rows follow KVM's table")
+        ev = [e for e in a.request("GET", "/v1/events?limit=100&object=vm/" + uuid).json["events"]
+              if e["action"] == "memslot_reconcile"]
+        check_eq(len(ev), 1, repr(ev))
+        got = sorted((u["slot"], u["recorded_state"], (u["kvm"] or {}).get("gpa")) for u in ev[0]["detail"]["unfinished"])
+        check_eq(got, [(made, "pending", GiB), (7, "deleting", None)])
     finally:
         a.cleanup()
 

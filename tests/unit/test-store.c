@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "json-util.h"
 #include "agent/store.h"
@@ -181,6 +183,119 @@ TEST(events_are_append_only_and_paginated) {
         CHECK(sqlite3_exec(db, "UPDATE events SET result='tampered'", NULL, NULL, NULL) != SQLITE_OK);
         CHECK(sqlite3_exec(db, "DELETE FROM events", NULL, NULL, NULL) != SQLITE_OK);
         sqlite3_close(db);
+}
+
+/* A deferred write: appends an event named by its number, and notes the order it ran in. */
+typedef struct Job {
+        int n;
+        int *order, *ran;
+        bool nested_lock; /* takes the store's lock inside, as real writes do */
+} Job;
+
+static void job_run(Store *s, void *userdata) {
+        Job *j = userdata;
+        char action[16];
+        snprintf(action, sizeof action, "job%d", j->n);
+        if (j->nested_lock)
+                store_lock(s);
+        store_event_append(s, "tester", "deferred", action, "ok", NULL, NULL);
+        if (j->nested_lock)
+                store_unlock(s);
+        j->order[(*j->ran)++] = j->n;
+}
+
+static unsigned count_events(const char *path) {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        unsigned n = 0;
+        if (sqlite3_open(path, &db) != SQLITE_OK)
+                return 0;
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE object = 'deferred'", -1, &st, NULL);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = (unsigned) sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+TEST(deferred_writes_run_in_order_before_the_next_use) {
+        char path[512];
+        Store *s = NULL;
+        int order[4] = { 0 }, ran = 0;
+        Job jobs[3] = { { 1, order, &ran, false }, { 2, order, &ran, true }, { 3, order, &ran, false } };
+        db_path(path, sizeof path, "defer.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        for (int i = 0; i < 2; i++)
+                ASSERT_EQ_INT(store_defer(s, job_run, &jobs[i]), 0);
+        CHECK_EQ_INT(ran, 0);
+        CHECK_EQ_INT(count_events(path), 0); /* nothing is written until the store is used or flushed */
+        /* The next use of the inventory writes them first, so it sees them. */
+        json_object *list = NULL;
+        ASSERT_EQ_INT(store_events_list(s, 0, 100, "deferred", &list), 0);
+        CHECK_EQ_INT(json_object_array_length(list), 2);
+        json_object_put(list);
+        CHECK_EQ_INT(ran, 2);
+        CHECK_EQ_INT(order[0], 1);
+        CHECK_EQ_INT(order[1], 2);
+        /* store_flush() writes without other use; with nothing queued it is a no-op. */
+        ASSERT_EQ_INT(store_defer(s, job_run, &jobs[2]), 0);
+        store_flush(s);
+        CHECK_EQ_INT(ran, 3);
+        CHECK_EQ_INT(order[2], 3);
+        CHECK_EQ_INT(count_events(path), 3);
+        store_flush(s);
+        CHECK_EQ_INT(ran, 3);
+        store_free(s);
+}
+
+TEST(closing_the_store_writes_what_was_deferred) {
+        char path[512];
+        Store *s = NULL;
+        int order[1] = { 0 }, ran = 0;
+        Job job = { 7, order, &ran, true };
+        db_path(path, sizeof path, "defer-close.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        ASSERT_EQ_INT(store_defer(s, job_run, &job), 0);
+        store_free(s);
+        CHECK_EQ_INT(ran, 1);
+        CHECK_EQ_INT(count_events(path), 1);
+}
+
+/* Events in the database file alone (a copy of it without its -wal): what checkpoints have moved. */
+static int events_in_main_file(const char *path) {
+        char copy[600], cmd[1300];
+        snprintf(copy, sizeof copy, "%s.alone", path);
+        remove(copy);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
+        if (system(cmd) != 0)
+                return -1;
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int n = -1;
+        if (sqlite3_open(copy, &db) != SQLITE_OK)
+                return -1;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE object = 'ckpt'", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return n;
+}
+
+TEST(the_log_is_checkpointed_off_the_writers_path) {
+        char path[512];
+        Store *s = NULL;
+        db_path(path, sizeof path, "ckpt.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        CHECK_EQ_INT(store_checkpoints(s), 0);
+        /* each append is a commit of at least one page: well past the 1000-page mark */
+        for (int i = 0; i < 1500; i++)
+                ASSERT_EQ_INT(store_event_append(s, "tester", "ckpt", "append", "ok", NULL, NULL), 0);
+        for (int i = 0; i < 2000 && store_checkpoints(s) == 0; i++)
+                usleep(10 * 1000);
+        CHECK(store_checkpoints(s) >= 1);
+        CHECK(events_in_main_file(path) > 0);
+        store_free(s);
 }
 
 TEST(kvm_setup_ingest_and_latest) {

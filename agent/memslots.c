@@ -515,10 +515,10 @@ static void record_write(Store *s, const Record *x) {
 /* store_defer()'s job: on whichever thread flushes, with the logging context of the request. */
 static void record_write_deferred(Store *s, void *userdata) {
         Record *x = userdata;
-        unsigned pushed = log_context_restore(&x->log);
+        LogContext mine;
+        log_context_swap(&x->log, &mine);
         record_write(s, x);
-        for (; pushed > 0; pushed--)
-                log_context_pop();
+        log_context_swap(&mine, NULL);
         record_free(x);
 }
 

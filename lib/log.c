@@ -83,11 +83,11 @@ void log_context_save(LogContext *ret) {
         memcpy(ret->fields, context_fields, sizeof ret->fields);
 }
 
-unsigned log_context_restore(const LogContext *c) {
-        unsigned n = 0;
-        for (unsigned i = 0; i < c->n && i < LOG_CONTEXT_MAX; i++)
-                n += log_context_push(c->fields[i]) >= 0;
-        return n;
+void log_context_swap(const LogContext *c, LogContext *ret_old) {
+        if (ret_old)
+                log_context_save(ret_old);
+        n_context_fields = MIN(c->n, (unsigned) LOG_CONTEXT_MAX);
+        memcpy(context_fields, c->fields, sizeof context_fields);
 }
 
 static bool field_key_in(const char *field, const char *const *fields) {

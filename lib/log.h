@@ -46,13 +46,14 @@ int log_internal(int level, int error, const char *const *fields, const char *fm
 int log_context_push(const char *field);
 void log_context_pop(void);
 /* This thread's context fields, copied, for work finished later on the same behalf (a result
- * recorded after the reply); restore pushes them and returns how many to pop. */
+ * recorded after the reply, maybe by another thread): log_context_swap() puts c in place of this
+ * thread's context and saves that one in ret_old, to be put back the same way. */
 typedef struct LogContext {
         char fields[LOG_CONTEXT_MAX][128];
         unsigned n;
 } LogContext;
 void log_context_save(LogContext *ret);
-unsigned log_context_restore(const LogContext *c);
+void log_context_swap(const LogContext *c, LogContext *ret_old);
 
 /* Structured: log_struct(LOG_INFO, 0, LOG_FIELDS("VM_UUID=...", "VM_NAME=..."), "fmt", ...) */
 #define LOG_FIELDS(...) ((const char *const[]){ __VA_ARGS__, NULL })

@@ -54,6 +54,27 @@ TEST(context_fields_follow_the_message_until_popped) {
         CHECK(strstr(c, "REQUEST_ID") == NULL);
 }
 
+TEST(context_saved_is_put_in_place_of_another_and_back) {
+        log_set_target(LOG_TARGET_STDERR);
+        LogContext req, mine;
+        ASSERT(log_context_push("REQUEST_ID=r1") == 0);
+        ASSERT(log_context_push("VM_NAME=a") == 0);
+        log_context_save(&req);
+        log_context_pop();
+        log_context_pop();
+        /* another request's context on this thread: the saved one replaces it, not adds to it */
+        ASSERT(log_context_push("REQUEST_ID=r2") == 0);
+        log_context_swap(&req, &mine);
+        _cleanup_free_ char *a = capture(NULL, "deferred");
+        ASSERT(a);
+        CHECK_CONTAINS(a, "deferred REQUEST_ID=r1 VM_NAME=a\n");
+        log_context_swap(&mine, NULL);
+        _cleanup_free_ char *b = capture(NULL, "own");
+        ASSERT(b);
+        CHECK_CONTAINS(b, "own REQUEST_ID=r2\n");
+        log_context_pop();
+}
+
 TEST(context_is_bounded) {
         char long_field[200];
         memset(long_field, 'a', sizeof long_field - 1);

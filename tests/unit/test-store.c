@@ -204,18 +204,23 @@ static void job_run(Store *s, void *userdata) {
         j->order[(*j->ran)++] = j->n;
 }
 
-static unsigned count_events(const char *path) {
+/* Events of object in the file at path, read by a connection of the test's own; -1 on error. */
+static int count_events_of(const char *path, const char *object) {
         sqlite3 *db;
-        sqlite3_stmt *st;
-        unsigned n = 0;
+        sqlite3_stmt *st = NULL;
+        int n = -1;
         if (sqlite3_open(path, &db) != SQLITE_OK)
-                return 0;
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE object = 'deferred'", -1, &st, NULL);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                n = (unsigned) sqlite3_column_int(st, 0);
+                return -1;
+        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE object = ?1", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, object, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         sqlite3_close(db);
         return n;
+}
+
+static int count_events(const char *path) {
+        return count_events_of(path, "deferred");
 }
 
 TEST(deferred_writes_run_in_order_before_the_next_use) {
@@ -269,17 +274,7 @@ static int events_in_main_file(const char *path) {
         snprintf(cmd, sizeof cmd, "cp '%s' '%s'", path, copy);
         if (system(cmd) != 0)
                 return -1;
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int n = -1;
-        if (sqlite3_open(copy, &db) != SQLITE_OK)
-                return -1;
-        if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events WHERE object = 'ckpt'", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-                n = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return n;
+        return count_events_of(copy, "ckpt");
 }
 
 TEST(the_log_is_checkpointed_off_the_writers_path) {

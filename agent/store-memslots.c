@@ -154,7 +154,10 @@ int store_memslot_put(Store *s, const char *uuid, json_object *m, const char *st
         return r;
 }
 
-static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_id, unsigned slot, const char *text) {
+/* sql with ?1 uuid, ?2 as_id, ?3 slot and, when given, ?4 text and ?5 text2; -ENOENT when it
+ * changed no row. */
+static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_id, unsigned slot, const char *text,
+                      const char *text2) {
         sqlite3 *db = store_lock(s);
         sqlite3_stmt *st = store_stmt(s, sql);
         int rc = st ? SQLITE_OK : sqlite3_errcode(db);
@@ -164,6 +167,8 @@ static int exec_bound(Store *s, const char *sql, const char *uuid, unsigned as_i
                 sqlite3_bind_int64(st, 3, slot);
                 if (text)
                         sqlite3_bind_text(st, 4, text, -1, SQLITE_TRANSIENT);
+                if (text2)
+                        sqlite3_bind_text(st, 5, text2, -1, SQLITE_TRANSIENT);
                 rc = sqlite3_step(st);
         }
         int r = rc_to_errno(rc);
@@ -190,35 +195,19 @@ int store_memslots_set_state_all(Store *s, const char *uuid, const char *state) 
 
 int store_memslot_set_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *state) {
         static const char sql[] = "UPDATE memslots SET state = ?4 WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3";
-        return exec_bound(s, sql, uuid, as_id, slot, state);
+        return exec_bound(s, sql, uuid, as_id, slot, state, NULL);
 }
 
 int store_memslot_swap_state(Store *s, const char *uuid, unsigned as_id, unsigned slot, const char *from,
                              const char *to) {
         static const char sql[] = "UPDATE memslots SET state = ?5 WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3 "
                                   "AND state = ?4";
-        sqlite3 *db = store_lock(s);
-        sqlite3_stmt *st = store_stmt(s, sql);
-        int rc = st ? SQLITE_OK : sqlite3_errcode(db);
-        if (st) {
-                sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_int64(st, 2, as_id);
-                sqlite3_bind_int64(st, 3, slot);
-                sqlite3_bind_text(st, 4, from, -1, SQLITE_TRANSIENT);
-                sqlite3_bind_text(st, 5, to, -1, SQLITE_TRANSIENT);
-                rc = sqlite3_step(st);
-        }
-        int r = rc_to_errno(rc);
-        if (r == 0 && sqlite3_changes(db) == 0)
-                r = -ENOENT;
-        store_stmt_done(s, st);
-        store_unlock(s);
-        return r;
+        return exec_bound(s, sql, uuid, as_id, slot, from, to);
 }
 
 int store_memslot_delete(Store *s, const char *uuid, unsigned as_id, unsigned slot) {
         static const char sql[] = "DELETE FROM memslots WHERE vm_uuid = ?1 AND as_id = ?2 AND slot = ?3";
-        return exec_bound(s, sql, uuid, as_id, slot, NULL);
+        return exec_bound(s, sql, uuid, as_id, slot, NULL, NULL);
 }
 
 int store_memslots_replace(Store *s, const char *uuid, json_object *array) {

@@ -276,7 +276,8 @@ static void *checkpointer(void *userdata) {
                 if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                         log_warning("Inventory checkpoint failed: %s", sqlite3_errstr(rc));
                 pthread_mutex_lock(&s->ckpt.lock);
-                s->ckpt.done++;
+                if (rc == SQLITE_OK)
+                        s->ckpt.done++;
         }
         pthread_mutex_unlock(&s->ckpt.lock);
         return NULL;

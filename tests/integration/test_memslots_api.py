@@ -282,18 +282,28 @@ def failed_ioctl_leaves_inventory_and_guest_unchanged():
         a.cleanup()
 
 
-@test
-def memslots_reconciled_after_agent_restart():
-    check_kvm()
+def own_agent_with_user_slot():
+    """An agent of the test's own that can be stopped and started, with a running VM that has one
+    2 MiB user slot at 1 GiB: (agent, vm, uuid, guest, slot)."""
     a = Agent(extra_config="stop_timeout = 5\n").start()
     try:
         vm, uuid = start_vm(a)
-        g = Guest(a, uuid)
         r = a.request("POST", "/v1/vms/%s/memslots" % vm, {"gpa": "1GiB", "size": "2MiB"})
-        check_eq(r.status, 201)
+        check_eq(r.status, 201, repr(r))
+    except BaseException:
+        a.cleanup()
+        raise
+    return a, vm, uuid, Guest(a, uuid), r.json["slot"]
+
+
+@test
+def memslots_reconciled_after_agent_restart():
+    check_kvm()
+    a, vm, uuid, g, slot = own_agent_with_user_slot()
+    try:
         check_eq(a.stop(), 0)
         # Behind the stopped agent's back: the VMM gains a slot and loses one.
-        g.call("memslot.delete", {"slot": r.json["slot"]})
+        g.call("memslot.delete", {"slot": slot})
         g.call("memslot.create", {"slot": 9, "gpa": "2GiB", "size": "4MiB"})
         check(rows(a, uuid) != rows_of(g.slots()))
         a.start()
@@ -308,13 +318,8 @@ def change_cut_short_by_agent_stop_is_reconciled_with_an_event():
     """The agent stopped between KVM's change and its result row (rows left pending or deleting):
     at the next start the rows follow KVM's table and an event says what became of each."""
     check_kvm()
-    a = Agent(extra_config="stop_timeout = 5\n").start()
+    a, vm, uuid, g, made = own_agent_with_user_slot()
     try:
-        vm, uuid = start_vm(a)
-        g = Guest(a, uuid)
-        r = a.request("POST", "/v1/vms/%s/memslots" % vm, {"gpa": "1GiB", "size": "2MiB"})
-        check_eq(r.status, 201, repr(r))
-        made = r.json["slot"]
         check_eq(a.stop(), 0)
         db = sqlite3.connect(os.path.join(a.state, "inventory.db"))
         with db:

@@ -16,6 +16,17 @@ int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
         if (r < 0)
                 return r;
         json_add_string(o, "agent_version", KVMFLEET_VERSION);
+        json_object *p = NULL;
+        if (m->placement.housekeeping_cpus) {
+                p = json_object_new_object();
+                if (!p) {
+                        json_object_put(o);
+                        return -ENOMEM;
+                }
+                json_add_string(p, "housekeeping_cpus", m->placement.housekeeping_cpus);
+                json_add_string(p, "guest_cpus", m->placement.guest_cpus);
+        }
+        json_add(o, "cpu_placement", p); /* null when housekeeping_cpus is not set */
         return http_reply_json(resp, 200, o);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpuset.h"
 #include "ini.h"
 #include "log.h"
 #include "str-util.h"
@@ -146,6 +147,26 @@ static int config_item(const char *section, const char *key, const char *value, 
                         c->restart_limit = t;
                 return 0;
         }
+        if (streq(key, "housekeeping_cpus")) {
+                cpu_set_t set;
+                char *canon = NULL;
+                if (!*value) {
+                        free(c->housekeeping_cpus);
+                        c->housekeeping_cpus = NULL;
+                        return 0;
+                }
+                r = cpuset_parse(value, &set);
+                if (r < 0) {
+                        snprintf(ps->error, sizeof ps->error,
+                                 "housekeeping_cpus must be a list of CPUs 0-%d such as 0-1,4, not \"%s\"", CPUSET_MAX, value);
+                        return -EINVAL;
+                }
+                if (cpuset_format(&set, &canon) < 0)
+                        return -ENOMEM;
+                free(c->housekeeping_cpus);
+                c->housekeeping_cpus = canon;
+                return 0;
+        }
         if (streq(key, "threads")) {
                 unsigned t;
                 if (safe_atou(value, &t) < 0 || t < 1 || t > 64) {
@@ -173,6 +194,7 @@ AgentConfig *agent_config_free(AgentConfig *c) {
         free(c->kvm_setup_report);
         free(c->vmm_binary);
         free(c->kvm_load_binary);
+        free(c->housekeeping_cpus);
         free(c);
         return NULL;
 }

@@ -30,6 +30,7 @@ typedef struct AgentConfig {
         uint64_t vm_max_memory; /* per-VM limit; 0: the host's MemTotal */
         unsigned stop_timeout;  /* seconds a graceful stop waits before SIGTERM */
         unsigned restart_limit; /* automatic restarts (on_crash/on_reboot) allowed per minute */
+        char *housekeeping_cpus; /* canonical CPU list for the agent and the VMMs' main threads, or NULL */
 } AgentConfig;
 
 /* Loads path (the built-in defaults when path is NULL). On a bad file *ret_error says

@@ -79,10 +79,24 @@ static int run(int argc, char **argv) {
                 (void) setrlimit(RLIMIT_NOFILE, &rl);
         }
 
+        /* Also before any thread exists: every thread of the agent inherits the housekeeping CPUs. */
+        CpuPlacement placement = {};
+        if (config->housekeeping_cpus) {
+                _cleanup_free_ char *why = NULL;
+                r = cpu_placement_apply(config->housekeeping_cpus, &placement, &why);
+                if (r < 0) {
+                        log_error("Invalid configuration: %s", why ? why : strerror(-r));
+                        return r;
+                }
+        }
+
         r = manager_new(config_path, config, &m);
-        if (r < 0)
+        if (r < 0) {
+                cpu_placement_done(&placement);
                 return log_error_errno(r, "Failed to allocate manager: %m");
+        }
         TAKE_PTR(config);
+        m->placement = placement;
         r = manager_startup(m);
         if (r < 0)
                 return r;

@@ -53,6 +53,7 @@ Manager *manager_free(Manager *m) {
         sd_event_unref(m->event);
         store_free(m->store);
         agent_config_free(m->config);
+        cpu_placement_done(&m->placement);
         free(m->config_path);
         if (m->token)
                 explicit_bzero(m->token, strlen(m->token));

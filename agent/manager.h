@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "cpu-placement.h"
 #include "store.h"
 #include "vms.h"
 
@@ -25,6 +26,7 @@ typedef struct Manager {
         VmSupervisor *vms;      /* VM lifecycle and the VMM watches */
         bool kvm_reloading;     /* kvmfleet-load --reload runs: no VM may start (atomic) */
         struct ApicvTrace *apicv_trace; /* live APICv inhibit tracking (apicv-trace.h) */
+        CpuPlacement placement; /* housekeeping_cpus as applied at start (cpu-placement.h) */
 } Manager;
 
 int manager_new(const char *config_path, AgentConfig *config, Manager **ret);

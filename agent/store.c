@@ -16,9 +16,11 @@
 
 #define STMT_CACHE_SIZE 32
 #define VM_CACHE_SIZE 8
-/* WAL pages after which the checkpointer copies the log into the database (SQLite's own default
- * for its automatic checkpoint). */
+/* WAL pages after which the next store_flush() copies the log into the database (SQLite's own
+ * default for its automatic checkpoint), and pages after which the commit that crosses them does it
+ * itself, for a process whose writes are never followed by a flush. */
 #define CHECKPOINT_PAGES 1000
+#define CHECKPOINT_PAGES_MAX 4000
 
 typedef struct StoreJob {
         struct StoreJob *next;
@@ -32,17 +34,12 @@ struct Store {
         pthread_mutex_t lock; /* recursive: store_tx_begin() holds it across the calls it groups */
         unsigned depth;       /* how many times the holder holds it */
         StoreJob *jobs, **jobs_tail; /* deferred writes, in order (store_defer()) */
-        /* Checkpoints run on a thread of their own, with a connection of its own, so that a write
-         * never waits for the log to be copied and synced (SQLite's automatic checkpoint would run
-         * inside the commit that crosses CHECKPOINT_PAGES). */
-        struct {
-                sqlite3 *db;
-                pthread_t thread;
-                bool running, wanted, stop;
-                pthread_mutex_t lock;
-                pthread_cond_t cond;
-                uint64_t done; /* completed checkpoints */
-        } ckpt;
+        /* Checkpoints run on the writing connection, after a reply (store_flush()), not inside the
+         * commit that crosses CHECKPOINT_PAGES as SQLite's automatic checkpoint would. On this
+         * connection, with the lock held, no write lands between the checkpoint and the next
+         * transaction, which can then start the log over from its beginning. */
+        bool checkpoint_due;  /* atomic */
+        uint64_t checkpoints; /* completed (atomic) */
         uint64_t vm_generation; /* bumped by every write to the vms table (atomic) */
         /* Statements of the hot paths, prepared once (SQLITE_PREPARE_PERSISTENT), keyed by the address
          * of their SQL text, which is a string literal. */
@@ -171,9 +168,32 @@ int store_defer(Store *s, void (*run)(Store *s, void *userdata), void *userdata)
         return 0;
 }
 
+/* PASSIVE: copies what no reader of another connection still needs and waits for nobody. Called
+ * with the lock held. */
+static void checkpoint(Store *s) {
+        __atomic_store_n(&s->checkpoint_due, false, __ATOMIC_RELEASE);
+        int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc == SQLITE_OK)
+                __atomic_add_fetch(&s->checkpoints, 1, __ATOMIC_RELEASE);
+        else if (rc != SQLITE_BUSY)
+                log_warning("Inventory checkpoint failed: %s", sqlite3_errstr(rc));
+}
+
+/* Called by SQLite after each commit on s->db, with the lock held. */
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages) {
+        Store *s = userdata;
+        if (pages >= CHECKPOINT_PAGES_MAX)
+                checkpoint(s);
+        else if (pages >= CHECKPOINT_PAGES)
+                __atomic_store_n(&s->checkpoint_due, true, __ATOMIC_RELEASE);
+        return SQLITE_OK;
+}
+
 void store_flush(Store *s) {
-        if (__atomic_load_n(&s->jobs, __ATOMIC_ACQUIRE)) {
+        if (__atomic_load_n(&s->jobs, __ATOMIC_ACQUIRE) || __atomic_load_n(&s->checkpoint_due, __ATOMIC_ACQUIRE)) {
                 store_lock(s);
+                if (s->checkpoint_due)
+                        checkpoint(s);
                 store_unlock(s);
         }
 }
@@ -247,83 +267,8 @@ static int migrate(sqlite3 *db, const SchemaMigration *m, unsigned n) {
         return 0;
 }
 
-static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages) {
-        Store *s = userdata;
-        if (pages >= CHECKPOINT_PAGES) {
-                pthread_mutex_lock(&s->ckpt.lock);
-                if (!s->ckpt.wanted) {
-                        s->ckpt.wanted = true;
-                        pthread_cond_signal(&s->ckpt.cond);
-                }
-                pthread_mutex_unlock(&s->ckpt.lock);
-        }
-        return SQLITE_OK;
-}
-
-static void *checkpointer(void *userdata) {
-        Store *s = userdata;
-        (void) pthread_setname_np(pthread_self(), "inventory-ckpt");
-        pthread_mutex_lock(&s->ckpt.lock);
-        for (;;) {
-                while (!s->ckpt.wanted && !s->ckpt.stop)
-                        pthread_cond_wait(&s->ckpt.cond, &s->ckpt.lock);
-                if (s->ckpt.stop)
-                        break;
-                s->ckpt.wanted = false;
-                pthread_mutex_unlock(&s->ckpt.lock);
-                /* PASSIVE: copies what no reader still needs, never waits for readers or the writer */
-                int rc = sqlite3_wal_checkpoint_v2(s->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-                if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-                        log_warning("Inventory checkpoint failed: %s", sqlite3_errstr(rc));
-                pthread_mutex_lock(&s->ckpt.lock);
-                if (rc == SQLITE_OK)
-                        s->ckpt.done++;
-        }
-        pthread_mutex_unlock(&s->ckpt.lock);
-        return NULL;
-}
-
-/* Hands checkpoints to the checkpointer thread; where it cannot start, SQLite's automatic
- * checkpoint stays in place. */
-static void checkpointer_start(Store *s) {
-        int rc = sqlite3_open_v2(s->path, &s->ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_busy_timeout(s->ckpt.db, 5000);
-                /* a first read, so that the connection knows the file is in WAL mode */
-                rc = sqlite3_exec(s->ckpt.db, "PRAGMA journal_mode", NULL, NULL, NULL);
-        }
-        if (rc == SQLITE_OK) {
-                if (pthread_create(&s->ckpt.thread, NULL, checkpointer, s) == 0) {
-                        s->ckpt.running = true;
-                        sqlite3_wal_hook(s->db, wal_hook, s); /* replaces the automatic checkpoint */
-                        return;
-                }
-        }
-        log_warning("Cannot start the inventory's checkpoint thread (%s); commits checkpoint themselves.",
-                    rc == SQLITE_OK ? "no thread" : sqlite3_errstr(rc));
-        sqlite3_close_v2(s->ckpt.db);
-        s->ckpt.db = NULL;
-}
-
-static void checkpointer_stop(Store *s) {
-        if (s->ckpt.running) {
-                sqlite3_wal_hook(s->db, NULL, NULL);
-                pthread_mutex_lock(&s->ckpt.lock);
-                s->ckpt.stop = true;
-                pthread_cond_signal(&s->ckpt.cond);
-                pthread_mutex_unlock(&s->ckpt.lock);
-                pthread_join(s->ckpt.thread, NULL);
-                s->ckpt.running = false;
-        }
-        sqlite3_close_v2(s->ckpt.db);
-        s->ckpt.db = NULL;
-}
-
 uint64_t store_checkpoints(Store *s) {
-        pthread_mutex_lock(&s->ckpt.lock);
-        uint64_t n = s->ckpt.done;
-        pthread_mutex_unlock(&s->ckpt.lock);
-        return n;
+        return __atomic_load_n(&s->checkpoints, __ATOMIC_ACQUIRE);
 }
 
 int store_open_with(const char *path, const SchemaMigration *migrations, unsigned n, Store **ret) {
@@ -338,8 +283,6 @@ int store_open_with(const char *path, const SchemaMigration *migrations, unsigne
         pthread_mutex_init(&s->lock, &attr);
         pthread_mutexattr_destroy(&attr);
         s->jobs_tail = &s->jobs;
-        pthread_mutex_init(&s->ckpt.lock, NULL);
-        pthread_cond_init(&s->ckpt.cond, NULL);
         s->path = strdup(path);
         if (!s->path)
                 return -ENOMEM;
@@ -357,7 +300,7 @@ int store_open_with(const char *path, const SchemaMigration *migrations, unsigne
         r = migrate(s->db, migrations, n);
         if (r < 0)
                 return r;
-        checkpointer_start(s);
+        sqlite3_wal_hook(s->db, wal_hook, s); /* replaces the automatic checkpoint */
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -371,7 +314,6 @@ Store *store_free(Store *s) {
                 return NULL;
         if (s->db)
                 store_flush(s);
-        checkpointer_stop(s);
         for (size_t i = 0; i < STMT_CACHE_SIZE; i++)
                 sqlite3_finalize(s->stmts[i].st);
         for (size_t i = 0; i < VM_CACHE_SIZE; i++)
@@ -379,8 +321,6 @@ Store *store_free(Store *s) {
         if (s->db)
                 sqlite3_close_v2(s->db);
         pthread_mutex_destroy(&s->lock);
-        pthread_mutex_destroy(&s->ckpt.lock);
-        pthread_cond_destroy(&s->ckpt.cond);
         free(s->path);
         free(s);
         return NULL;

@@ -37,10 +37,11 @@ int store_tx_end(Store *s, bool commit);
  * the HTTP layer calls store_flush() once the reply is sent, so the write happens then. -ENOMEM:
  * nothing was queued (do the write now). */
 int store_defer(Store *s, void (*run)(Store *s, void *userdata), void *userdata);
-/* Runs the deferred writes now, if any. */
+/* Runs the deferred writes now, if any, and the checkpoint of the write-ahead log once it has
+ * passed 1000 pages. A commit checkpoints by itself only past 4000 pages, so a process that calls
+ * this after its replies keeps checkpoints off the path to them. */
 void store_flush(Store *s);
-/* Checkpoints of the write-ahead log completed by the store's checkpoint thread (it runs one each
- * time the log passes 1000 pages, off the writers' path). */
+/* Checkpoints of the write-ahead log completed. */
 uint64_t store_checkpoints(Store *s);
 
 /* Opens (creating if needed) and migrates to the newest schema. -EPROTONOSUPPORT when the file

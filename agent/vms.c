@@ -560,13 +560,19 @@ static int spawn_vmm(Manager *m, VmRuntime *rt, const VmRecord *r, pid_t *ret_pi
 
         char *argv[] = { m->config->vmm_binary, (char *) "--spec-fd", (char *) "3", (char *) "--control", ctl,
                          (char *) "--status-file", status, (char *) "--log-level",
-                         (char *) log_level_to_string(log_get_max_level()), NULL, NULL, NULL, NULL };
+                         (char *) log_level_to_string(log_get_max_level()), NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL };
+        size_t n = ELEMENTSOF(argv) - 8;
         if (rt->restore_dir) {
-                size_t n = ELEMENTSOF(argv) - 4;
                 argv[n++] = (char *) "--restore";
                 argv[n++] = (char *) rt->restore_dir;
                 if (rt->restore_paused)
                         argv[n++] = (char *) "--paused";
+        }
+        if (m->placement.housekeeping_cpus) {
+                argv[n++] = (char *) "--housekeeping-cpus";
+                argv[n++] = m->placement.housekeeping_cpus;
+                argv[n++] = (char *) "--guest-cpus";
+                argv[n++] = m->placement.guest_cpus;
         }
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, null_fd, 0);

@@ -1,5 +1,5 @@
 # kvmfleet-vmm: one process per VM (vmm/), and the test guests (tests/guests/build.mk).
-VMM_LIB_SRCS := vmm/spec.c vmm/memory.c vmm/memslot-pool.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
+VMM_LIB_SRCS := vmm/spec.c vmm/placement.c vmm/memory.c vmm/memslot-pool.c vmm/memslot-rules.c vmm/memslot.c vmm/memslot-control.c vmm/kvm.c vmm/nested.c vmm/apicv.c vmm/nested-state.c vmm/nested-control.c vmm/snapshot-manifest.c vmm/snapshot.c vmm/stats.c vmm/vm.c vmm/control.c vmm/control-client.c \
 	vmm/arch/x86/boot.c vmm/arch/x86/mptable.c vmm/arch/x86/acpi.c vmm/arch/x86/cpuid.c vmm/dev/serial.c vmm/dev/ioapic.c \
 	vmm/dev/tap.c vmm/irq.c vmm/dev/pci.c vmm/dev/msix.c vmm/dev/virtqueue.c vmm/dev/virtio-pci.c vmm/dev/virtio-blk.c vmm/dev/virtio-net.c vmm/dev/virtio-rng.c
 VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -16,7 +16,7 @@ $(BUILD)/kvmfleet-vmm: $(VMM_OBJS) $(LIB_A)
 UNIT_TESTS += $(BUILD)/tests/test-spec $(BUILD)/tests/test-vmm-boot $(BUILD)/tests/test-vmm-serial \
 	$(BUILD)/tests/test-vmm-control-client
 $(BUILD)/tests/test-spec: $(BUILD)/vmm/spec.o
-$(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/arch/x86/mptable.o $(BUILD)/vmm/arch/x86/acpi.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/memslot-pool.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o \
+$(BUILD)/tests/test-vmm-boot: $(BUILD)/vmm/arch/x86/boot.o $(BUILD)/vmm/arch/x86/mptable.o $(BUILD)/vmm/arch/x86/acpi.o $(BUILD)/vmm/memory.o $(BUILD)/vmm/memslot-pool.o $(BUILD)/vmm/placement.o $(BUILD)/vmm/spec.o $(BUILD)/vmm/kvm.o \
 	$(BUILD)/vmm/memslot-rules.o
 $(BUILD)/tests/test-vmm-serial: $(BUILD)/vmm/dev/serial.o
 $(BUILD)/tests/test-vmm-control-client: $(BUILD)/vmm/control-client.o
@@ -48,4 +48,4 @@ $(BUILD)/tests/test-vmm-acpi: $(BUILD)/vmm/arch/x86/acpi.o
 UNIT_TESTS += $(BUILD)/tests/test-vmm-cpuid
 $(BUILD)/tests/test-vmm-cpuid: $(BUILD)/vmm/arch/x86/cpuid.o $(BUILD)/vmm/kvm.o
 UNIT_TESTS += $(BUILD)/tests/test-vmm-memslot-pool
-$(BUILD)/tests/test-vmm-memslot-pool: $(BUILD)/vmm/memslot-pool.o
+$(BUILD)/tests/test-vmm-memslot-pool: $(BUILD)/vmm/memslot-pool.o $(BUILD)/vmm/placement.o

@@ -20,6 +20,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "nested.h"
+#include "placement.h"
 #include "snapshot.h"
 #include "spec.h"
 #include "str-util.h"
@@ -35,6 +36,7 @@ typedef struct Args {
         const char *console_path;
         const char *status_path;
         const char *restore_dir;
+        const char *housekeeping_cpus, *guest_cpus;
         bool start_paused;
         bool check_only;
 } Args;
@@ -50,13 +52,17 @@ static void help(void) {
                "  --restore DIR          restore the snapshot in DIR (docs/snapshot.md) instead of booting; a spec\n"
                "                         given as well may change only name, uuid, console and lifecycle actions\n"
                "  --paused               start with the vCPUs paused\n"
+               "  --housekeeping-cpus LIST  run the main thread (control socket) and its helpers on these CPUs\n"
+               "  --guest-cpus LIST      run vCPU threads (unless the spec has a cpuset) and device I/O threads\n"
+               "                         on these CPUs; both or neither (docs/configuration.md, \"CPU placement\")\n"
                "  --check-spec           validate the spec and its files, print the canonical spec, exit\n"
                "  --log-level LEVEL      debug, info, notice, warning, err\n"
                "  --version\n");
 }
 
 static int parse_args(int argc, char **argv, Args *a) {
-        enum { ARG_SPEC = 0x100, ARG_SPEC_FD, ARG_CONTROL, ARG_CONSOLE, ARG_STATUS, ARG_CHECK, ARG_LOG, ARG_VERSION, ARG_RESTORE, ARG_PAUSED };
+        enum { ARG_SPEC = 0x100, ARG_SPEC_FD, ARG_CONTROL, ARG_CONSOLE, ARG_STATUS, ARG_CHECK, ARG_LOG, ARG_VERSION, ARG_RESTORE, ARG_PAUSED,
+               ARG_HOUSEKEEPING, ARG_GUEST };
         static const struct option options[] = {
                 { "spec", required_argument, NULL, ARG_SPEC },
                 { "spec-fd", required_argument, NULL, ARG_SPEC_FD },
@@ -66,6 +72,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "check-spec", no_argument, NULL, ARG_CHECK },
                 { "restore", required_argument, NULL, ARG_RESTORE },
                 { "paused", no_argument, NULL, ARG_PAUSED },
+                { "housekeeping-cpus", required_argument, NULL, ARG_HOUSEKEEPING },
+                { "guest-cpus", required_argument, NULL, ARG_GUEST },
                 { "log-level", required_argument, NULL, ARG_LOG },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "help", no_argument, NULL, 'h' },
@@ -103,6 +111,12 @@ static int parse_args(int argc, char **argv, Args *a) {
                 case ARG_PAUSED:
                         a->start_paused = true;
                         break;
+                case ARG_HOUSEKEEPING:
+                        a->housekeeping_cpus = optarg;
+                        break;
+                case ARG_GUEST:
+                        a->guest_cpus = optarg;
+                        break;
                 case ARG_LOG: {
                         int l = log_level_from_string(optarg);
                         if (l < 0)
@@ -128,6 +142,8 @@ static int parse_args(int argc, char **argv, Args *a) {
                 return log_error_errno(EINVAL, "One of --spec, --spec-fd or --restore is required.");
         if (a->restore_dir && a->check_only)
                 return log_error_errno(EINVAL, "--check-spec does not apply to --restore.");
+        if (!a->housekeeping_cpus != !a->guest_cpus)
+                return log_error_errno(EINVAL, "--housekeeping-cpus and --guest-cpus go together.");
         if (!a->control_path && !a->check_only)
                 return log_error_errno(EINVAL, "--control is required.");
         return 1;
@@ -267,6 +283,15 @@ static int run(int argc, char **argv) {
         r = parse_args(argc, argv, &a);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
+        if (a.housekeeping_cpus) {
+                r = placement_init(a.housekeeping_cpus, a.guest_cpus);
+                if (r == -EINVAL)
+                        return log_error_errno(r, "Invalid --housekeeping-cpus \"%s\" or --guest-cpus \"%s\": expected CPU lists such as 0-1,4",
+                                               a.housekeeping_cpus, a.guest_cpus), 2;
+                if (r < 0)
+                        return log_error_errno(r, "Cannot run on housekeeping CPUs %s: %m", a.housekeeping_cpus), 1;
+                log_debug("Housekeeping on CPUs %s, guest threads on CPUs %s.", placement_housekeeping_cpus(), placement_guest_cpus());
+        }
         if (a.restore_dir) {
                 r = restore_prepare(&a, &manifest, &spec);
                 if (r < 0)

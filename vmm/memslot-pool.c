@@ -11,6 +11,7 @@
 
 #include "fd-util.h"
 #include "macro.h"
+#include "placement.h"
 
 typedef struct Spare {
         uint64_t size; /* 0: free entry */
@@ -145,7 +146,13 @@ MemslotPool *memslot_pool_new(void) {
         pthread_cond_init(&p->settled, NULL);
         for (size_t i = 0; i < MEMSLOT_POOL_SPARES; i++)
                 p->spares[i].fd = -1;
-        int r = pthread_create(&p->thread, NULL, pool_thread, p);
+        /* Preparing and releasing guest memory is the guest's work: on the guest CPUs when the
+         * agent places threads, off the CPU that answers the control socket. */
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        int r = placement_guest_attr(&attr);
+        r = r < 0 ? -r : pthread_create(&p->thread, &attr, pool_thread, p);
+        pthread_attr_destroy(&attr);
         if (r != 0) {
                 pthread_cond_destroy(&p->settled);
                 pthread_cond_destroy(&p->work);

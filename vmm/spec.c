@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpuset.h"
 #include "sha256.h"
 #include "str-util.h"
 
@@ -80,81 +81,10 @@ int vm_lifecycle_action_from_string(const char *s, VmLifecycleAction *ret) {
         return -EINVAL;
 }
 
-static int cpuset_parse_number(const char **p, unsigned *ret) {
-        unsigned v = 0;
-        const char *q = *p;
-        if (*q < '0' || *q > '9')
-                return -EINVAL;
-        for (; *q >= '0' && *q <= '9'; q++) {
-                v = v * 10 + (unsigned) (*q - '0');
-                if (v > VM_SPEC_CPUSET_MAX)
-                        return -EINVAL;
-        }
-        *p = q;
-        *ret = v;
-        return 0;
-}
-
 int vm_cpuset_normalize(const char *s, char **ret) {
-        bool set[VM_SPEC_CPUSET_MAX + 1] = { false };
-        bool any = false;
-        const char *p = s;
-        int r;
-
-        for (;;) {
-                bool exclude = false;
-                unsigned lo, hi;
-                while (*p == ' ')
-                        p++;
-                if (*p == '^') {
-                        exclude = true;
-                        p++;
-                }
-                r = cpuset_parse_number(&p, &lo);
-                if (r < 0)
-                        return r;
-                hi = lo;
-                if (*p == '-' && !exclude) {
-                        p++;
-                        r = cpuset_parse_number(&p, &hi);
-                        if (r < 0)
-                                return r;
-                        if (hi < lo)
-                                return -EINVAL;
-                }
-                for (unsigned c = lo; c <= hi; c++)
-                        set[c] = !exclude;
-                while (*p == ' ')
-                        p++;
-                if (*p == '\0')
-                        break;
-                if (*p != ',')
-                        return -EINVAL;
-                p++;
-        }
-
-        /* At most "1023," per CPU: 5 bytes each. */
-        _cleanup_free_ char *out = malloc(5 * (VM_SPEC_CPUSET_MAX + 1) + 1);
-        size_t n = 0;
-        if (!out)
-                return -ENOMEM;
-        for (unsigned c = 0; c <= VM_SPEC_CPUSET_MAX; c++) {
-                unsigned end = c;
-                if (!set[c])
-                        continue;
-                while (end < VM_SPEC_CPUSET_MAX && set[end + 1])
-                        end++;
-                if (end == c)
-                        n += (size_t) sprintf(out + n, "%s%u", any ? "," : "", c);
-                else
-                        n += (size_t) sprintf(out + n, "%s%u-%u", any ? "," : "", c, end);
-                any = true;
-                c = end;
-        }
-        if (!any)
-                return -EINVAL;
-        *ret = TAKE_PTR(out);
-        return 0;
+        cpu_set_t set;
+        int r = cpuset_parse(s, &set);
+        return r < 0 ? r : cpuset_format(&set, ret);
 }
 
 const char *vm_boot_mode_to_string(VmBootMode m) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cpuset.h"
 #include "json-util.h"
 
 #define VM_SPEC_NAME_MAX 64
@@ -49,7 +50,7 @@ typedef enum VmOnCrash {
  * (on_crash); libvirt's lifecycle actions of the same names. */
 typedef VmOnCrash VmLifecycleAction;
 
-#define VM_SPEC_CPUSET_MAX 1023 /* highest host CPU number a cpuset may name */
+#define VM_SPEC_CPUSET_MAX CPUSET_MAX /* highest host CPU number a cpuset may name */
 #define VM_SPEC_HUGEPAGE_SIZE (2ULL << 20)
 #define VM_SPEC_LIBVIRT_TEXT_MAX 4096      /* title and description, bytes */
 #define VM_SPEC_LIBVIRT_METADATA_MAX 16    /* foreign metadata elements */

@@ -20,6 +20,7 @@
 #include "dev/virtio-rng.h"
 #include "kvm.h"
 #include "memslot.h"
+#include "placement.h"
 #include "stats.h"
 #include "str-util.h"
 
@@ -880,27 +881,6 @@ int vm_vcpu_call(Vm *vm, unsigned index, VcpuCallFn fn, void *userdata, int time
         return r;
 }
 
-/* The spec's cpuset in canonical form ("0-3,6") as a cpu_set_t; -EINVAL when a CPU is beyond it. */
-static int cpuset_from_spec(const char *s, cpu_set_t *ret) {
-        CPU_ZERO(ret);
-        for (const char *p = s; *p;) {
-                char *end;
-                unsigned long lo = strtoul(p, &end, 10), hi = lo;
-                if (end == p)
-                        return -EINVAL;
-                if (*end == '-')
-                        hi = strtoul(end + 1, &end, 10);
-                if (hi >= CPU_SETSIZE || hi < lo)
-                        return -EINVAL;
-                for (unsigned long c = lo; c <= hi; c++)
-                        CPU_SET(c, ret);
-                p = *end == ',' ? end + 1 : end;
-                if (*end && *end != ',')
-                        return -EINVAL;
-        }
-        return 0;
-}
-
 int vm_start(Vm *vm) {
         sigset_t mask, old;
         pthread_attr_t attr;
@@ -910,7 +890,7 @@ int vm_start(Vm *vm) {
         /* vCPU threads run only on the spec's cpuset (libvirt's <vcpu cpuset=…>), when it has one */
         pthread_attr_init(&attr);
         if (vm->spec->cpuset) {
-                r = cpuset_from_spec(vm->spec->cpuset, &cpus);
+                r = cpuset_parse(vm->spec->cpuset, &cpus);
                 if (r >= 0)
                         r = -pthread_attr_setaffinity_np(&attr, sizeof cpus, &cpus);
                 if (r < 0) {
@@ -920,7 +900,15 @@ int vm_start(Vm *vm) {
                         vm_end(vm, &exit);
                         return r;
                 }
-        }
+        } else if ((r = placement_guest_attr(&attr)) < 0) {
+                /* otherwise the guest CPUs of the agent's placement, when it has one */
+                pthread_attr_destroy(&attr);
+                VmExit exit = { .reason = "vcpu-error", .vcpu = -1 };
+                snprintf(exit.detail, sizeof exit.detail, "guest CPUs \"%s\": %s", placement_guest_cpus(), strerror(-r));
+                vm_end(vm, &exit);
+                return r;
+        } else
+                r = 0;
 
         /* vCPU threads take only the kick signal; the main thread handles the rest via signalfd. */
         sigfillset(&mask);
@@ -1022,6 +1010,17 @@ int vm_status_json(Vm *vm, json_object **ret) {
         r |= json_add_uint(o, "uptime_ms", vm->started_usec ? (end - vm->started_usec) / 1000 : 0);
         r |= json_add_string(o, "irqchip", vm_irqchip_to_string(vm->spec->irqchip));
         r |= json_add_uint(o, "memory", vm->spec->memory);
+        if (placement_housekeeping_cpus()) {
+                json_object *p = json_object_new_object();
+                if (!p || json_add(o, "cpu_placement", p) < 0) {
+                        json_object_put(p);
+                        r = -ENOMEM;
+                } else {
+                        r |= json_add_string(p, "housekeeping_cpus", placement_housekeeping_cpus());
+                        r |= json_add_string(p, "guest_cpus", placement_guest_cpus());
+                }
+        } else
+                r |= json_add(o, "cpu_placement", NULL);
         for (unsigned i = 0; i < vm->n_vcpus; i++) {
                 Vcpu *v = &vm->vcpus[i];
                 json_object *c = json_object_new_object();

@@ -22,6 +22,7 @@ TEST(defaults) {
         CHECK_STREQ(c->inventory, "/var/lib/kvmfleet/inventory.db");
         CHECK(c->listen_tcp == NULL);
         CHECK_EQ_INT(c->socket_mode, 0660);
+        CHECK(c->housekeeping_cpus == NULL);
         agent_config_free(c);
 }
 
@@ -30,7 +31,7 @@ TEST(values_and_derived_paths) {
         char *err = NULL;
         ASSERT_EQ_INT(load_text("# comment\n[agent]\nstate_dir = /srv/kf\nrun_dir=/run/kf\nlisten_tcp = [::1]:8443\n"
                                 "log_level = debug\nmax_body = 2MiB\nthreads = 8\nsocket_mode = 0600\n"
-                                "[kvm]\nkvm_amd.nested = 1\n",
+                                "housekeeping_cpus = 3,0-1,^1\n[kvm]\nkvm_amd.nested = 1\n",
                                 &c, &err),
                       0);
         CHECK_STREQ(c->inventory, "/srv/kf/inventory.db");
@@ -41,6 +42,7 @@ TEST(values_and_derived_paths) {
         CHECK_EQ_INT(c->max_body, 2 << 20);
         CHECK_EQ_INT(c->threads, 8);
         CHECK_EQ_INT(c->socket_mode, 0600);
+        CHECK_STREQ(c->housekeeping_cpus, "0,3");
         agent_config_free(c);
         free(err);
 }
@@ -66,6 +68,7 @@ TEST(errors_name_the_line) {
         expect_error("[agent]\nmax_body = 1GiB\n", ":2: max_body must be a size between 1KiB and 256MiB");
         expect_error("[agent]\nthreads = 0\n", ":2: threads must be an integer 1-64");
         expect_error("[agent]\nsocket_mode = 999\n", ":2: socket_mode must be an octal mode");
+        expect_error("[agent]\nhousekeeping_cpus = 2-1\n", ":2: housekeeping_cpus must be a list of CPUs 0-1023 such as 0-1,4, not \"2-1\"");
         expect_error("[agnet]\nx = 1\n", ":2: unknown section [agnet]");
         expect_error("[agent]\njust some words\n", ":2: syntax error");
 }

@@ -277,19 +277,71 @@ static int events_in_main_file(const char *path) {
         return count_events_of(copy, "ckpt");
 }
 
-TEST(the_log_is_checkpointed_off_the_writers_path) {
+/* Frames in the write-ahead log now: mxFrame of the wal-index header, at byte 16 of the -shm file
+ * (SQLite's file format, "WAL-index Format"), read without a connection, which could checkpoint. */
+static int wal_frames(const char *path) {
+        char shm[600];
+        uint32_t hdr[5];
+        snprintf(shm, sizeof shm, "%s-shm", path);
+        FILE *f = fopen(shm, "rb");
+        if (!f)
+                return -1;
+        size_t n = fread(hdr, sizeof hdr, 1, f);
+        fclose(f);
+        return n == 1 ? (int) hdr[4] : -1;
+}
+
+TEST(the_log_is_checkpointed_by_the_flush_after_1000_pages) {
         char path[512];
         Store *s = NULL;
         db_path(path, sizeof path, "ckpt.db");
         ASSERT_EQ_INT(store_open(path, &s), 0);
-        CHECK_EQ_INT(store_checkpoints(s), 0);
-        /* each append is a commit of at least one page: well past the 1000-page mark */
+        /* each append is a commit of at least one page: past the 1000-page mark, short of 4000 */
         for (int i = 0; i < 1500; i++)
                 ASSERT_EQ_INT(store_event_append(s, "tester", "ckpt", "append", "ok", NULL, NULL), 0);
-        for (int i = 0; i < 2000 && store_checkpoints(s) == 0; i++)
-                usleep(10 * 1000);
-        CHECK(store_checkpoints(s) >= 1);
-        CHECK(events_in_main_file(path) > 0);
+        CHECK_EQ_INT(store_checkpoints(s), 0);
+        CHECK(events_in_main_file(path) <= 0); /* -1: not even the table is in the file yet */
+        CHECK(wal_frames(path) >= 1500);
+        store_flush(s);
+        CHECK_EQ_INT(store_checkpoints(s), 1);
+        CHECK(events_in_main_file(path) >= 1500);
+        /* the next commit starts the log over */
+        ASSERT_EQ_INT(store_event_append(s, "tester", "ckpt", "append", "ok", NULL, NULL), 0);
+        int frames = wal_frames(path);
+        CHECK(frames > 0 && frames < 10);
+        store_free(s);
+}
+
+/* Writes with a flush after each, as the HTTP layer does after its replies: the log stays near the
+ * mark instead of growing with every write while checkpoints chase it. */
+TEST(under_steady_writes_the_log_stays_near_1000_pages) {
+        char path[512];
+        Store *s = NULL;
+        int most = 0;
+        db_path(path, sizeof path, "steady.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        for (int i = 0; i < 3500; i++) {
+                ASSERT_EQ_INT(store_event_append(s, "tester", "steady", "append", "ok", NULL, NULL), 0);
+                store_flush(s);
+                if (i % 100 == 99) {
+                        int f = wal_frames(path);
+                        most = f > most ? f : most;
+                }
+        }
+        CHECK(store_checkpoints(s) >= 2);
+        CHECK(most > 0 && most < 1100);
+        store_free(s);
+}
+
+TEST(without_a_flush_the_commit_past_4000_pages_checkpoints) {
+        char path[512];
+        Store *s = NULL;
+        db_path(path, sizeof path, "bound.db");
+        ASSERT_EQ_INT(store_open(path, &s), 0);
+        for (int i = 0; i < 4200 && store_checkpoints(s) == 0; i++)
+                ASSERT_EQ_INT(store_event_append(s, "tester", "ckpt", "append", "ok", NULL, NULL), 0);
+        CHECK_EQ_INT(store_checkpoints(s), 1);
+        CHECK(events_in_main_file(path) > 1000);
         store_free(s);
 }
 

@@ -15,6 +15,7 @@
 #include "json-util.h"
 #include "kvm.h"
 #include "log.h"
+#include "placement.h"
 
 /* BAR 0: the virtio structures; BAR 1: MSI-X. */
 #define VIRTIO_BAR 0
@@ -642,7 +643,13 @@ int virtio_pci_new(const VirtioPciEnv *env, const VirtioDeviceOps *ops, void *de
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = -pthread_create(&t->thread, NULL, io_thread, t);
+        /* on the guest CPUs when the agent places threads: its work is the guest's I/O */
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        r = placement_guest_attr(&attr);
+        if (r >= 0)
+                r = -pthread_create(&t->thread, &attr, io_thread, t);
+        pthread_attr_destroy(&attr);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0)
                 goto fail;

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+#include "cpu-placement.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cpuset.h"
+#include "log.h"
+#include "macro.h"
+
+int cpu_placement_apply(const char *want, CpuPlacement *ret, char **ret_error) {
+        _cleanup_free_ char *hk_list = NULL, *guest_list = NULL, *allowed_list = NULL;
+        cpu_set_t wanted, allowed, hk, guest;
+        int r;
+
+        *ret = (CpuPlacement){};
+        r = cpuset_parse(want, &wanted);
+        if (r < 0)
+                return asprintf(ret_error, "housekeeping_cpus \"%s\" is not a CPU list such as 0-1,4", want) < 0 ? -ENOMEM : r;
+        if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+                return -errno;
+        CPU_AND(&hk, &wanted, &allowed);
+        if ((r = cpuset_format(&allowed, &allowed_list)) < 0)
+                return r;
+        if (CPU_COUNT(&hk) == 0)
+                return asprintf(ret_error, "housekeeping_cpus \"%s\": none of these CPUs is available to the agent (its CPUs: %s)",
+                                want, allowed_list) < 0 ? -ENOMEM : -EINVAL;
+        /* hk is within allowed, so the exclusive or is the rest of allowed */
+        CPU_XOR(&guest, &allowed, &hk);
+        if (CPU_COUNT(&guest) == 0)
+                guest = allowed;
+        if ((r = cpuset_format(&hk, &hk_list)) < 0 || (r = cpuset_format(&guest, &guest_list)) < 0)
+                return r;
+        if (!CPU_EQUAL(&hk, &wanted))
+                log_warning("housekeeping_cpus \"%s\": only CPUs %s of these are available to the agent (its CPUs: %s).",
+                            want, hk_list, allowed_list);
+        if (sched_setaffinity(0, sizeof hk, &hk) < 0)
+                return -errno;
+        if (CPU_EQUAL(&guest, &allowed))
+                log_notice("Housekeeping on CPUs %s; no other CPU is left, so guests share them.", hk_list);
+        else
+                log_info("Housekeeping on CPUs %s; vCPU and device I/O threads on CPUs %s.", hk_list, guest_list);
+        ret->housekeeping_cpus = TAKE_PTR(hk_list);
+        ret->guest_cpus = TAKE_PTR(guest_list);
+        return 0;
+}
+
+void cpu_placement_done(CpuPlacement *p) {
+        free(p->housekeeping_cpus);
+        free(p->guest_cpus);
+        *p = (CpuPlacement){};
+}

@@ -5,7 +5,9 @@
 # then 0, on a VM of our own with an in-kernel irqchip, as the VMM's VM has), same run, ITERATIONS
 # (default 200) interleaved pairs; medians, p99 and the agent's overhead. The client of that part is
 # C (build/bench/memslot-rest, one kept connection over the unix socket), and the same exchange
-# against build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor.
+# against build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor, and
+# where there are two CPUs or more, a second agent with housekeeping_cpus set (its pairs interleaved
+# with the others) gives the same pair with the agent and VMM control threads kept on one CPU.
 # Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
 # same VM (the VMM's VM fd, taken with pidfd_getfd): clean, and with every page dirtied by the guest
 # (mailbox.elf) and read-and-cleared (clear=true vs KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG); last,
@@ -184,13 +186,30 @@ def dirty_log_bench(agent, rounds):
         print("  %-40s raw %9.1f / %9.1f   REST %9.1f / %9.1f   %.2fx raw" % (label, mr, pct(r_, 0.99), mx, pct(x, 0.99), mx / mr))
 
 
+def bench_vm(a):
+    r = a.request("POST", "/v1/vms", {"name": "bench", "vcpus": 1, "memory": "16MiB",
+                                      "boot": {"kernel": os.path.abspath(os.path.join(build, "guests", "hello.elf")),
+                                               "cmdline": "halt=1"}}, record=False)
+    assert r.status == 201, r
+    assert a.request("POST", "/v1/vms/bench/start", record=False).status == 200
+
+
+# A second agent configured with housekeeping_cpus (docs/configuration.md, "CPU placement"): the
+# agent and its VMM's main thread on the first CPU this process may use, the VM's vCPU, I/O and
+# memslot-pool threads on the others. Same build, same kind of VM; the client interleaves its pairs
+# with the first agent's. Skipped, and said, where only one CPU is available.
+cpus = sorted(os.sched_getaffinity(0))
+placed = None
 agent = Agent(log_level="info").start()
 try:
-    r = agent.request("POST", "/v1/vms", {"name": "bench", "vcpus": 1, "memory": "16MiB",
-                                          "boot": {"kernel": os.path.abspath(os.path.join(build, "guests", "hello.elf")),
-                                                   "cmdline": "halt=1"}}, record=False)
-    assert r.status == 201, r
-    assert agent.request("POST", "/v1/vms/bench/start", record=False).status == 200
+    bench_vm(agent)
+    if len(cpus) > 1:
+        placed = Agent(log_level="info", extra_config="housekeeping_cpus = %d\n" % cpus[0]).start()
+        bench_vm(placed)
+        print("second agent: housekeeping_cpus = %d, guest CPUs %s" %
+              (cpus[0], placed.request("GET", "/v1/host", record=False).json["cpu_placement"]["guest_cpus"]))
+    else:
+        print("one CPU only (%d): no housekeeping_cpus agent" % cpus[0])
     def agent_time():
         """The agent's own time in the two handlers (sum, count) from its request histogram."""
         text = agent.request("GET", "/metrics", record=False).raw
@@ -220,8 +239,8 @@ try:
         t_before = agent_time()
         # The create+delete measurement itself is C (bench/memslot-rest.c): Python's http.client and
         # ioctl wrappers cost tens of microseconds per call on their own.
-        subprocess.run([os.path.join(build, "bench", "memslot-rest"), agent.socket, "bench", str(n), bare_sock],
-                       check=True)
+        subprocess.run([os.path.join(build, "bench", "memslot-rest"), agent.socket, "bench", str(n), bare_sock] +
+                       ([placed.socket] if placed else []), check=True)
         t_after = agent_time()
     finally:
         bare.terminate()
@@ -234,4 +253,6 @@ try:
     dirty_log_bench(agent, max(3, n // 40))
 finally:
     agent.cleanup()
+    if placed:
+        placed.cleanup()
 PY

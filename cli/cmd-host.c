@@ -35,6 +35,12 @@ int cmd_host_info(Client *c, int argc, char **argv) {
         printf("Agent:           %s\n", json_str(o, "agent_version"));
         printf("CPU:             %s (%s), %s CPUs\n", json_str(cpu, "model"), json_str(cpu, "vendor"), json_str(cpu, "count"));
         printf("KVM:             %s, API version %s\n", json_str(kvm, "type"), json_str(kvm, "api_version") ? json_str(kvm, "api_version") : "-");
+        json_object *placement = NULL;
+        if (json_object_object_get_ex(o, "cpu_placement", &placement) && placement)
+                printf("CPU placement:   housekeeping on %s, guests on %s\n", json_str(placement, "housekeeping_cpus"),
+                       json_str(placement, "guest_cpus"));
+        else
+                printf("CPU placement:   none (housekeeping_cpus is not set)\n");
         if (json_object_object_get_ex(kvm, "capabilities", &caps)) {
                 Table *t = table_new(2, (const char *const[]){ "CAPABILITY", "VALUE" });
                 json_object_object_foreach(caps, k, v) table_add_row(t, (const char *const[]){ k, json_object_get_string(v) });

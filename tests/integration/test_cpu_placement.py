@@ -1,7 +1,7 @@
 """housekeeping_cpus (docs/configuration.md, "CPU placement") on real processes: the agent's
 threads and a running VMM's main thread on the housekeeping CPUs, its vCPU, virtio I/O and
-memslot-pool threads on the rest (the vCPUs on the spec's cpuset where it has one), both lists in GET /v1/host and the VMM's
-status; without the key every thread keeps the affinity it was started with; a bad or unusable
+memslot-pool threads on the rest (the vCPUs on the spec's cpuset where it has one); both lists in
+GET /v1/host, `kvmfleetctl host info` and the VMM's status; without the key every thread keeps the affinity it was started with; a bad or unusable
 list stops the agent with a message naming it. Thread placement is read from
 /proc/PID/task/TID/status (Cpus_allowed_list), as the kernel applies it."""
 import json
@@ -100,6 +100,10 @@ def housekeeping_cpus_place_the_agent_and_each_vmms_threads():
         check_eq(r.json["cpu_placement"], {"housekeeping_cpus": hk, "guest_cpus": guest})
         for tid, (comm, allowed) in threads(agent.proc.pid).items():
             check_eq(allowed, hk, "agent thread %s (%d)" % (comm, tid))
+        p = subprocess.run([os.path.join(BUILD, "kvmfleetctl"), "--socket", agent.socket, "host", "info"],
+                           capture_output=True, text=True, timeout=30)
+        check_eq(p.returncode, 0, p.stderr)
+        check("CPU placement:   housekeeping on %s, guests on %s\n" % (hk, guest) in p.stdout, p.stdout)
 
         uuid, vmm = start_vm(agent, "placed")
         roles = by_role(threads(vmm), vmm)
@@ -126,6 +130,9 @@ def without_housekeeping_cpus_every_thread_keeps_its_affinity():
     try:
         r = agent.request("GET", "/v1/host", template="/v1/host")
         check_eq(r.json["cpu_placement"], None)
+        p = subprocess.run([os.path.join(BUILD, "kvmfleetctl"), "--socket", agent.socket, "host", "info"],
+                           capture_output=True, text=True, timeout=30)
+        check("CPU placement:   none (housekeeping_cpus is not set)\n" in p.stdout, p.stdout)
         mine = cpu_list(MINE)
         for tid, (comm, allowed) in threads(agent.proc.pid).items():
             check_eq(allowed, mine, "agent thread %s (%d)" % (comm, tid))

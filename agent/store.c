@@ -192,7 +192,7 @@ static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages) {
 void store_flush(Store *s) {
         if (__atomic_load_n(&s->jobs, __ATOMIC_ACQUIRE) || __atomic_load_n(&s->checkpoint_due, __ATOMIC_ACQUIRE)) {
                 store_lock(s);
-                if (s->checkpoint_due)
+                if (__atomic_load_n(&s->checkpoint_due, __ATOMIC_ACQUIRE))
                         checkpoint(s);
                 store_unlock(s);
         }

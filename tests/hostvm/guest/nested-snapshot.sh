@@ -68,6 +68,12 @@ rc=$?
 ctl vm console l1r | grep -q "^svm-l2: vmexit code=0x81 counter=$LOOPS\$"
 result l1_sees_vmmcall_exit_after_restore $((rc + $?)) "ticks at pause $before" "$(ctl vm console l1r 2>&1 | tail -4)"
 first=$(ctl vm console l1r | sed -n 's/^l2 tick \([0-9]*\)$/\1/p' | head -1)
+# A pause can cut a line the guest was writing: the saved console ends with its start ("l2 t"),
+# the restored one begins with the rest ("ick 15"). That rest is the tick after the saved ones.
+head1=$(ctl vm console l1r | head -1)
+if [ -n "$head1" ] && [ "${head1#l2 tick }" = "$head1" ]; then
+        case "l2 tick $((before + 1))" in *"$head1") first=$((before + 1)) ;; esac
+fi
 last=$(ctl vm console l1r | sed -n 's/^l2 tick \([0-9]*\)$/\1/p' | tail -1)
 # the restored console starts empty: its first tick is the one after the last before the pause
 [ -n "$first" ] && [ "$first" -eq $((before + 1)) ] && [ "$last" = "$TOTAL" ] &&

@@ -41,7 +41,7 @@ int cpu_placement_apply(const char *want, CpuPlacement *ret, char **ret_error) {
         if (CPU_EQUAL(&guest, &allowed))
                 log_notice("Housekeeping on CPUs %s; no other CPU is left, so guests share them.", hk_list);
         else
-                log_info("Housekeeping on CPUs %s; vCPU and device I/O threads on CPUs %s.", hk_list, guest_list);
+                log_info("Housekeeping on CPUs %s; vCPU, device I/O and memslot-pool threads on CPUs %s.", hk_list, guest_list);
         ret->housekeeping_cpus = TAKE_PTR(hk_list);
         ret->guest_cpus = TAKE_PTR(guest_list);
         return 0;

@@ -52,9 +52,10 @@ static void help(void) {
                "  --restore DIR          restore the snapshot in DIR (docs/snapshot.md) instead of booting; a spec\n"
                "                         given as well may change only name, uuid, console and lifecycle actions\n"
                "  --paused               start with the vCPUs paused\n"
-               "  --housekeeping-cpus LIST  run the main thread (control socket) and its helpers on these CPUs\n"
-               "  --guest-cpus LIST      run vCPU threads (unless the spec has a cpuset) and device I/O threads\n"
-               "                         on these CPUs; both or neither (docs/configuration.md, \"CPU placement\")\n"
+               "  --housekeeping-cpus LIST  run the main thread (control socket, signals) on these CPUs\n"
+               "  --guest-cpus LIST      run the vCPU threads (unless the spec has a cpuset), device I/O threads\n"
+               "                         and the memslot pool on these CPUs; both or neither\n"
+               "                         (docs/configuration.md, \"CPU placement\")\n"
                "  --check-spec           validate the spec and its files, print the canonical spec, exit\n"
                "  --log-level LEVEL      debug, info, notice, warning, err\n"
                "  --version\n");

@@ -74,8 +74,10 @@ def start_vm(agent, name, **extra):
     # the memslot pool's thread starts with the first memfd-backed slot
     r = agent.request("POST", "/v1/vms/%s/memslots" % name, {"gpa": 1 << 30, "size": 2 << 20})
     check_eq(r.status, 201, repr(r))
-    pids = [p for p in agent.vmm_pids()
-            if any(uuid in a for a in open("/proc/%d/cmdline" % p).read().split("\0"))]
+    def cmdline(pid):
+        with open("/proc/%d/cmdline" % pid) as f:
+            return f.read().split("\0")
+    pids = [p for p in agent.vmm_pids() if any(uuid in a for a in cmdline(p))]
     check_eq(len(pids), 1, "VMM processes for %s" % name)
     return uuid, pids[0]
 

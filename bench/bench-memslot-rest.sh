@@ -8,7 +8,9 @@
 # against build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor, and
 # where there are two CPUs or more, a second agent with housekeeping_cpus set (its pairs interleaved
 # with the others) gives the same pair with the agent and VMM control threads kept on one CPU.
-# Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
+# First, the floor under every exchange between processes: a unix-socket round trip with both ends
+# on one CPU and on two (build/bench/ipc-roundtrip), which a REST change pays four times and the
+# raw ioctls never. Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
 # same VM (the VMM's VM fd, taken with pidfd_getfd): clean, and with every page dirtied by the guest
 # (mailbox.elf) and read-and-cleared (clear=true vs KVM_GET_DIRTY_LOG + KVM_CLEAR_DIRTY_LOG); last,
 # the DELETE of that slot with every page populated, against the raw ioctl with and without munmap.
@@ -18,7 +20,7 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 ITERATIONS=${1:-200}
-[ -x "$BUILD/kvmfleetd" ] && [ -x "$BUILD/bench/memslot-rest" ] && [ -x "$BUILD/bench/bare-http" ] && [ -f "$BUILD/guests/hello.elf" ] && [ -f "$BUILD/guests/mailbox.elf" ] || { echo "build first: make" >&2; exit 1; }
+[ -x "$BUILD/kvmfleetd" ] && [ -x "$BUILD/bench/memslot-rest" ] && [ -x "$BUILD/bench/ipc-roundtrip" ] && [ -x "$BUILD/bench/bare-http" ] && [ -f "$BUILD/guests/hello.elf" ] && [ -f "$BUILD/guests/mailbox.elf" ] || { echo "build first: make" >&2; exit 1; }
 exec python3 - "$BUILD" "$ITERATIONS" <<'PY'
 import ctypes, fcntl, mmap, os, statistics, struct, sys, time
 
@@ -200,6 +202,19 @@ def bench_vm(a):
 # with the first agent's. Skipped, and said, where only one CPU is available.
 cpus = sorted(os.sched_getaffinity(0))
 placed = None
+# The floor of every exchange between processes (four per REST change, none in the raw ioctls):
+# one byte there and back over a unix socket, both ends on one CPU, and on two.
+import subprocess  # noqa: E402
+def ipc(a, b):
+    out = subprocess.run([os.path.join(build, "bench", "ipc-roundtrip"), str(a), str(b)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
+same = ipc(cpus[0], cpus[0])
+line = "process to process round trip (unix socket), median / p99 us: same CPU %.1f / %.1f" % same
+if len(cpus) > 1:
+    across = ipc(cpus[0], cpus[1])
+    line += ", across CPUs %.1f / %.1f (%.1fx)" % (across[0], across[1], across[0] / same[0])
+print(line)
 agent = Agent(log_level="info").start()
 try:
     bench_vm(agent)

@@ -9,3 +9,9 @@ ALL_TARGETS += $(BUILD)/bench/memslot-rest
 
 $(BUILD)/bench/memslot-rest: $(BUILD)/bench/memslot-rest.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+# The process-to-process floor (same CPU, across CPUs) that bench-memslot-rest.sh prints first.
+ALL_TARGETS += $(BUILD)/bench/ipc-roundtrip
+
+$(BUILD)/bench/ipc-roundtrip: $(BUILD)/bench/ipc-roundtrip.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^

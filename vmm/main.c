@@ -19,6 +19,8 @@
 #include "kvm.h"
 #include "json-util.h"
 #include "log.h"
+#include "memory.h"
+#include "memslot-pool.h"
 #include "nested.h"
 #include "placement.h"
 #include "snapshot.h"
@@ -255,13 +257,16 @@ static void control_serve(Vm *vm, int ep, int fd, char *buf, unsigned *n_conns) 
         }
         _cleanup_free_ char *reply = NULL;
         ControlAction action = CONTROL_ACTION_NONE;
+        memslot_pool_hold_wakeups(); /* the pool's work waits for the reply (memslot-pool.h) */
         int r = control_handle(vm, buf, (size_t) n, &reply, &action);
         if (r < 0) {
+                memslot_pool_wake(vm->mem ? vm->mem->pool : NULL);
                 log_error_errno(r, "Failed to handle a control request: %m");
                 return;
         }
         if (send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
                 log_debug_errno(errno, "Failed to send a control reply: %m");
+        memslot_pool_wake(vm->mem ? vm->mem->pool : NULL);
         if (action == CONTROL_ACTION_STOP) {
                 log_info("Stop requested over the control socket.");
                 vm_request_stop(vm);

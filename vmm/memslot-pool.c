@@ -32,6 +32,7 @@ struct MemslotPool {
         pthread_cond_t settled; /* from the thread: nothing left to do */
         pthread_t thread;
         bool stop, busy;
+        bool wake_pending; /* work was given while wake-ups were held (memslot_pool_hold_wakeups()) */
         uint64_t clock;
         Spare spares[MEMSLOT_POOL_SPARES];
         Retired retired[MEMSLOT_POOL_RETIRED];
@@ -67,6 +68,33 @@ static void retired_release(Retired *r) {
 
 static void spare_release(uint8_t *map, uint64_t size, int fd) {
         retired_release(&(Retired){ .map = map, .map_size = size, .fd = fd, .guest_memfd = -1 });
+}
+
+/* Per thread: only the thread that holds wake-ups defers them. */
+static __thread bool hold_wakeups;
+
+void memslot_pool_hold_wakeups(void) {
+        hold_wakeups = true;
+}
+
+/* With p->lock held: wakes the thread for work just given, or notes it for memslot_pool_wake(). */
+static void give_work(MemslotPool *p) {
+        if (hold_wakeups)
+                p->wake_pending = true;
+        else
+                pthread_cond_signal(&p->work);
+}
+
+void memslot_pool_wake(MemslotPool *p) {
+        hold_wakeups = false;
+        if (!p)
+                return;
+        pthread_mutex_lock(&p->lock);
+        if (p->wake_pending) {
+                p->wake_pending = false;
+                pthread_cond_signal(&p->work);
+        }
+        pthread_mutex_unlock(&p->lock);
 }
 
 static bool has_work(const MemslotPool *p) {
@@ -219,7 +247,7 @@ int memslot_pool_take(MemslotPool *p, uint64_t size, int *ret_fd, uint8_t **ret_
                 *s = (Spare){ .size = size, .fd = -1 };
         }
         s->wanted = p->clock;
-        pthread_cond_signal(&p->work);
+        give_work(p);
         pthread_mutex_unlock(&p->lock);
         return found;
 }
@@ -229,7 +257,7 @@ bool memslot_pool_retire(MemslotPool *p, uint8_t *map, uint64_t map_size, int fd
         bool queued = p->n_retired < MEMSLOT_POOL_RETIRED;
         if (queued) {
                 p->retired[p->n_retired++] = (Retired){ .map = map, .map_size = map_size, .fd = fd, .guest_memfd = guest_memfd };
-                pthread_cond_signal(&p->work);
+                give_work(p);
         }
         pthread_mutex_unlock(&p->lock);
         return queued;
@@ -237,6 +265,10 @@ bool memslot_pool_retire(MemslotPool *p, uint8_t *map, uint64_t map_size, int fd
 
 void memslot_pool_settle(MemslotPool *p) {
         pthread_mutex_lock(&p->lock);
+        if (p->wake_pending) {
+                p->wake_pending = false;
+                pthread_cond_signal(&p->work);
+        }
         while (p->busy || has_work(p))
                 pthread_cond_wait(&p->settled, &p->lock);
         pthread_mutex_unlock(&p->lock);

@@ -8,7 +8,8 @@
  * size S for the next create, and a deleted slot's backing is handed over and released there: a
  * populated slot's release takes time in proportion to its memory (0.1–0.2 s per GiB here), which would
  * otherwise hold the VMM's control loop and the DELETE's answer. The work is done by one thread per
- * VMM, started with the first user slot.
+ * VMM, started with the first user slot, which the control loop wakes after its reply
+ * (memslot_pool_hold_wakeups()).
  *
  * A spare is a fresh memfd, sized, mapped MAP_SHARED | MAP_NORESERVE and never touched: it holds no
  * memory until a guest writes to it, and no guest data (a deleted slot's backing is never reused).
@@ -45,6 +46,13 @@ int memslot_pool_take(MemslotPool *p, uint64_t size, int *ret_fd, uint8_t **ret_
 /* Hands a backing (mapping of map_size bytes, its memfd and guest_memfd, each optional: NULL, -1) over
  * to be unmapped and closed by the thread. false when the queue is full: the caller releases it. */
 bool memslot_pool_retire(MemslotPool *p, uint8_t *map, uint64_t map_size, int fd, int guest_memfd);
+/* Holds the wake-ups of every pool for work that this thread gives it until memslot_pool_wake():
+ * the control loop holds them while it handles a request, so that the wake-up (a futex call, and
+ * an inter-processor interrupt when the pool's CPU is idle) comes after the reply is sent and not
+ * before it. */
+void memslot_pool_hold_wakeups(void);
+/* Ends the hold and wakes p's thread if work was given to it meanwhile (p may be NULL). */
+void memslot_pool_wake(MemslotPool *p);
 /* Waits until the thread has nothing left to do (tests). */
 void memslot_pool_settle(MemslotPool *p);
 void memslot_pool_stats(MemslotPool *p, MemslotPoolStats *ret);

@@ -73,6 +73,48 @@ TEST(retired_backings_are_unmapped_and_closed) {
         memslot_pool_free(p);
 }
 
+/* While this thread holds wake-ups, work it gives waits in the queue; memslot_pool_wake() starts
+ * it. Nothing is lost: a retire left held is released by the wake, a wanted spare prepared. */
+TEST(held_wakeups_leave_the_work_queued_until_the_wake) {
+        MemslotPool *p = memslot_pool_new();
+        ASSERT(p);
+        int fd = -1;
+        uint8_t *map = NULL;
+        const char *step = NULL;
+        ASSERT_EQ_INT(memslot_backing_prepare(2 * MiB, false, &fd, &map, &step), 0);
+        /* one round of work first: once settled, the thread waits to be woken */
+        CHECK(memslot_pool_retire(p, NULL, 0, dup(fd), -1));
+        memslot_pool_settle(p);
+        memslot_pool_hold_wakeups();
+        CHECK(memslot_pool_retire(p, map, 2 * MiB, fd, -1));
+        int tfd = -1;
+        uint8_t *tmap = NULL;
+        CHECK_EQ_INT(memslot_pool_take(p, 4 * MiB, &tfd, &tmap), 0);
+        usleep(50 * 1000); /* a woken thread would have released and prepared by now */
+        MemslotPoolStats st;
+        memslot_pool_stats(p, &st);
+        CHECK_EQ_U64(st.retired, 1);
+        CHECK_EQ_U64(st.prepared, 0);
+        CHECK(mapped(map));
+        memslot_pool_wake(p);
+        memslot_pool_settle(p);
+        memslot_pool_stats(p, &st);
+        CHECK_EQ_U64(st.retired, 2);
+        CHECK_EQ_U64(st.prepared, 1); /* (map's range may be the new spare's now) */
+        /* the hold is over: the next work wakes the thread by itself */
+        ASSERT_EQ_INT(memslot_pool_take(p, 4 * MiB, &tfd, &tmap), 1);
+        for (int i = 0; i < 500; i++) {
+                memslot_pool_stats(p, &st);
+                if (st.prepared == 2)
+                        break;
+                usleep(2000);
+        }
+        CHECK_EQ_U64(st.prepared, 2);
+        munmap(tmap, 4 * MiB);
+        close(tfd);
+        memslot_pool_free(p);
+}
+
 TEST(every_retire_is_queued_or_refused_and_queued_ones_are_released) {
         MemslotPool *p = memslot_pool_new();
         ASSERT(p);

@@ -272,6 +272,14 @@ static int parse_disks(json_object *arr, VmSpec *spec, JsonError *e) {
                         json_path_key(fp, sizeof fp, p, "serial");
                         return json_error_set(e, fp, "must be at most 20 characters");
                 }
+                /* Domain XML cannot tell such white space from its own formatting, and strips it: a
+                 * spec that said it would not come back from its XML the same. */
+                size_t len = disk->serial ? strlen(disk->serial) : 0;
+                if (len > 0 && (isspace((unsigned char) disk->serial[0]) || isspace((unsigned char) disk->serial[len - 1]))) {
+                        char fp[96];
+                        json_path_key(fp, sizeof fp, p, "serial");
+                        return json_error_set(e, fp, "must not begin or end with white space");
+                }
         }
         return 0;
 }

@@ -179,6 +179,11 @@ TEST(bad_fields_name_their_path) {
         expect_error("{\"name\":\"a\",\"vcpus\":\"1\",\"memory\":\"64MiB\"," BOOT "}", "$.vcpus", "integer");
         expect_error("{\"vcpus\":1,\"memory\":\"64MiB\"," BOOT "}", "$.name", "is required");
         expect_error("[1]", "$", "object");
+        /* white space at either end of a disk serial: domain XML strips it, so it would not come back */
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"disks\":[{\"path\":\"/a\",\"serial\":\"DATA1 \"}]}",
+                     "$.disks[0].serial", "white space");
+        expect_error("{\"name\":\"a\",\"vcpus\":1,\"memory\":\"64MiB\"," BOOT ",\"disks\":[{\"path\":\"/a\",\"serial\":\"\\tD\"}]}",
+                     "$.disks[0].serial", "white space");
         expect_error("{\"name\":", "$", "malformed JSON");
 }
 

@@ -239,7 +239,6 @@ try:
 
     # The HTTP floor: libmicrohttpd configured like kvmfleetd on a unix socket, answering with a
     # body the size of a memslot object.
-    import subprocess
     bare_sock = os.path.join(agent.dir, "bare.sock")
     body_file = os.path.join(agent.dir, "bare-body.json")
     with open(body_file, "w") as f:

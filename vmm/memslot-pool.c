@@ -85,15 +85,20 @@ static void give_work(MemslotPool *p) {
                 pthread_cond_signal(&p->work);
 }
 
+/* With p->lock held: the wake-up that a hold left pending, if any. */
+static void wake_pending(MemslotPool *p) {
+        if (p->wake_pending) {
+                p->wake_pending = false;
+                pthread_cond_signal(&p->work);
+        }
+}
+
 void memslot_pool_wake(MemslotPool *p) {
         hold_wakeups = false;
         if (!p)
                 return;
         pthread_mutex_lock(&p->lock);
-        if (p->wake_pending) {
-                p->wake_pending = false;
-                pthread_cond_signal(&p->work);
-        }
+        wake_pending(p);
         pthread_mutex_unlock(&p->lock);
 }
 
@@ -265,10 +270,7 @@ bool memslot_pool_retire(MemslotPool *p, uint8_t *map, uint64_t map_size, int fd
 
 void memslot_pool_settle(MemslotPool *p) {
         pthread_mutex_lock(&p->lock);
-        if (p->wake_pending) {
-                p->wake_pending = false;
-                pthread_cond_signal(&p->work);
-        }
+        wake_pending(p);
         while (p->busy || has_work(p))
                 pthread_cond_wait(&p->settled, &p->lock);
         pthread_mutex_unlock(&p->lock);

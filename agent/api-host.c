@@ -25,8 +25,9 @@ int api_host_get(Manager *m, HttpRequest *req, HttpResponse *resp) {
                 }
                 json_add_string(p, "housekeeping_cpus", m->placement.housekeeping_cpus);
                 json_add_string(p, "guest_cpus", m->placement.guest_cpus);
+                json_add_string(p, "mode", m->placement.automatic ? "auto" : "list");
         }
-        json_add(o, "cpu_placement", p); /* null when housekeeping_cpus is not set */
+        json_add(o, "cpu_placement", p); /* null without placement: housekeeping_cpus = none, or one CPU */
         return http_reply_json(resp, 200, o);
 }
 

@@ -150,20 +150,25 @@ static int config_item(const char *section, const char *key, const char *value, 
         if (streq(key, "housekeeping_cpus")) {
                 cpu_set_t set;
                 char *canon = NULL;
-                if (!*value) {
-                        free(c->housekeeping_cpus);
-                        c->housekeeping_cpus = NULL;
+                c->housekeeping_cpus = mfree(c->housekeeping_cpus);
+                if (!*value || streq(value, "auto")) {
+                        c->housekeeping = HOUSEKEEPING_AUTO;
+                        return 0;
+                }
+                if (streq(value, "none")) {
+                        c->housekeeping = HOUSEKEEPING_NONE;
                         return 0;
                 }
                 r = cpuset_parse(value, &set);
                 if (r < 0) {
                         snprintf(ps->error, sizeof ps->error,
-                                 "housekeeping_cpus must be a list of CPUs 0-%d such as 0-1,4, not \"%s\"", CPUSET_MAX, value);
+                                 "housekeeping_cpus must be auto, none or a list of CPUs 0-%d such as 0-1,4, not \"%s\"",
+                                 CPUSET_MAX, value);
                         return -EINVAL;
                 }
                 if (cpuset_format(&set, &canon) < 0)
                         return -ENOMEM;
-                free(c->housekeeping_cpus);
+                c->housekeeping = HOUSEKEEPING_LIST;
                 c->housekeeping_cpus = canon;
                 return 0;
         }

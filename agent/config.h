@@ -8,6 +8,13 @@
 
 #define AGENT_CONFIG_DEFAULT_PATH "/etc/kvmfleet/kvmfleetd.conf"
 
+/* Where the agent and the VMMs' control threads run (docs/configuration.md, "CPU placement"). */
+typedef enum HousekeepingMode {
+        HOUSEKEEPING_AUTO, /* one of the agent's CPUs, shared with the guests */
+        HOUSEKEEPING_NONE, /* every thread keeps the agent's affinity */
+        HOUSEKEEPING_LIST, /* these CPUs, guests on the others */
+} HousekeepingMode;
+
 /* The [agent] section of kvmfleetd.conf. The [kvm] section belongs to kvmfleet-load and is
  * skipped here; any other section, unknown key or bad value is an error naming its line. */
 typedef struct AgentConfig {
@@ -30,7 +37,8 @@ typedef struct AgentConfig {
         uint64_t vm_max_memory; /* per-VM limit; 0: the host's MemTotal */
         unsigned stop_timeout;  /* seconds a graceful stop waits before SIGTERM */
         unsigned restart_limit; /* automatic restarts (on_crash/on_reboot) allowed per minute */
-        char *housekeeping_cpus; /* canonical CPU list for the agent and the VMMs' main threads, or NULL */
+        HousekeepingMode housekeeping; /* housekeeping_cpus: auto (the default), none, or a list */
+        char *housekeeping_cpus; /* the canonical list when housekeeping is HOUSEKEEPING_LIST, else NULL */
 } AgentConfig;
 
 /* Loads path (the built-in defaults when path is NULL). On a bad file *ret_error says

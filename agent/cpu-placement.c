@@ -47,6 +47,36 @@ int cpu_placement_apply(const char *want, CpuPlacement *ret, char **ret_error) {
         return 0;
 }
 
+int cpu_placement_auto(CpuPlacement *ret) {
+        _cleanup_free_ char *hk_list = NULL, *guest_list = NULL;
+        cpu_set_t allowed, hk;
+        int r;
+
+        *ret = (CpuPlacement){};
+        if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+                return -errno;
+        if (CPU_COUNT(&allowed) < 2) {
+                log_debug("housekeeping_cpus = auto: the agent has one CPU, nothing to place.");
+                return 0;
+        }
+        CPU_ZERO(&hk);
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, &allowed)) {
+                        CPU_SET(cpu, &hk);
+                        break;
+                }
+        if ((r = cpuset_format(&hk, &hk_list)) < 0 || (r = cpuset_format(&allowed, &guest_list)) < 0)
+                return r;
+        if (sched_setaffinity(0, sizeof hk, &hk) < 0)
+                return -errno;
+        log_info("Control plane on CPU %s (housekeeping_cpus = auto): the agent and each VMM's control thread; "
+                 "vCPU, device I/O and memslot-pool threads on CPUs %s.", hk_list, guest_list);
+        ret->housekeeping_cpus = TAKE_PTR(hk_list);
+        ret->guest_cpus = TAKE_PTR(guest_list);
+        ret->automatic = true;
+        return 0;
+}
+
 void cpu_placement_done(CpuPlacement *p) {
         free(p->housekeeping_cpus);
         free(p->guest_cpus);

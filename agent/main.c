@@ -81,13 +81,17 @@ static int run(int argc, char **argv) {
 
         /* Also before any thread exists: every thread of the agent inherits the housekeeping CPUs. */
         CpuPlacement placement = {};
-        if (config->housekeeping_cpus) {
+        if (config->housekeeping == HOUSEKEEPING_LIST) {
                 _cleanup_free_ char *why = NULL;
                 r = cpu_placement_apply(config->housekeeping_cpus, &placement, &why);
                 if (r < 0) {
                         log_error("Invalid configuration: %s", why ? why : strerror(-r));
                         return r;
                 }
+        } else if (config->housekeeping == HOUSEKEEPING_AUTO) {
+                r = cpu_placement_auto(&placement);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot place the agent on one of its CPUs: %m");
         }
 
         r = manager_new(config_path, config, &m);

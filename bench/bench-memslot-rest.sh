@@ -4,10 +4,11 @@
 # socket, its memfd backing) against the raw ioctls (KVM_SET_USER_MEMORY_REGION with size 2 MiB,
 # then 0, on a VM of our own with an in-kernel irqchip, as the VMM's VM has), same run, ITERATIONS
 # (default 200) interleaved pairs; medians, p99 and the agent's overhead. The client of that part is
-# C (build/bench/memslot-rest, one kept connection over the unix socket), and the same exchange
-# against build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor, and
-# where there are two CPUs or more, a second agent with housekeeping_cpus set (its pairs interleaved
-# with the others) gives the same pair with the agent and VMM control threads kept on one CPU.
+# C (build/bench/memslot-rest, one kept connection over the unix socket, and a new connection per
+# pair). One agent at a time answers: first, where there are two CPUs or more, one with
+# housekeeping_cpus set to one CPU (guests on the others) and one with none (no placement), then the
+# default (auto: the agent and its VMM's control thread share one CPU); against the last, the same
+# exchange with build/bench/bare-http (libmicrohttpd as kvmfleetd configures it) gives the HTTP floor.
 # First, the floor under every exchange between processes: a unix-socket round trip with both ends
 # on one CPU and on two (build/bench/ipc-roundtrip), which a REST change pays four times and the
 # raw ioctls never. Then the dirty log of a 1 GiB slot through REST (GET …/dirty-log) against KVM_GET_DIRTY_LOG on the
@@ -196,12 +197,7 @@ def bench_vm(a):
     assert a.request("POST", "/v1/vms/bench/start", record=False).status == 200
 
 
-# A second agent configured with housekeeping_cpus (docs/configuration.md, "CPU placement"): the
-# agent and its VMM's main thread on the first CPU this process may use, the VM's vCPU, I/O and
-# memslot-pool threads on the others. Same build, same kind of VM; the client interleaves its pairs
-# with the first agent's. Skipped, and said, where only one CPU is available.
 cpus = sorted(os.sched_getaffinity(0))
-placed = None
 # The floor of every exchange between processes (four per REST change, none in the raw ioctls):
 # one byte there and back over a unix socket, both ends on one CPU, and on two.
 import subprocess  # noqa: E402
@@ -215,28 +211,59 @@ if len(cpus) > 1:
     across = ipc(cpus[0], cpus[1])
     line += ", across CPUs %.1f / %.1f (%.1fx)" % (across[0], across[1], across[0] / same[0])
 print(line)
+
+
+def agent_time(a):
+    """The agent's own time in the two handlers (sum, count) from its request histogram."""
+    text = a.request("GET", "/metrics", record=False).raw
+    tot, cnt = 0.0, 0
+    for line in text.splitlines():
+        if 'route="/v1/vms/{id}/memslots"' in line or 'route="/v1/vms/{id}/memslots/{slot}"' in line:
+            if line.startswith("kvmfleet_http_request_duration_seconds_sum{") and ('"POST"' in line or '"DELETE"' in line):
+                tot += float(line.rsplit(" ", 1)[1])
+            if line.startswith("kvmfleet_http_request_duration_seconds_count{") and ('"POST"' in line or '"DELETE"' in line):
+                cnt += int(float(line.rsplit(" ", 1)[1]))
+    return tot, cnt
+
+
+def placement_of(a):
+    p = a.request("GET", "/v1/host", record=False).json["cpu_placement"]
+    return "no placement" if p is None else "agent and VMM control threads on CPU %s, guests on %s" % (
+        p["housekeeping_cpus"], p["guest_cpus"])
+
+
+def measure(a, label, bare_sock=None):
+    """The create+delete pairs against agent a, which alone answers them, interleaved with the raw
+    pairs. The client is C (bench/memslot-rest.c): Python's http.client and ioctl wrappers cost tens
+    of microseconds per call on their own."""
+    print("agent with %s (%s):" % (label, placement_of(a)), flush=True)
+    t_before = agent_time(a)
+    subprocess.run([os.path.join(build, "bench", "memslot-rest"), a.socket, "bench", str(n)] +
+                   ([bare_sock] if bare_sock else []), check=True)
+    t_after = agent_time(a)
+    pairs = (t_after[1] - t_before[1]) / 2
+    print("  agent handlers (POST + DELETE), mean from its own histogram over %d pairs  %9.1f us" %
+          (pairs, (t_after[0] - t_before[0]) / max(1, pairs) * 1e6), flush=True)
+
+
+# One agent at a time, each with a running VM whose vCPU is halted: the default configuration
+# (housekeeping_cpus = auto: the agent and its VMM's control thread share one CPU, guests keep them
+# all), then, where there are two CPUs or more, housekeeping_cpus set to one CPU (guests on the
+# others) and none (every thread floats). Agents answering interleaved pairs side by side would
+# each leave their after-reply work on the other's measurement.
+for label, config in ([("housekeeping_cpus = %d" % cpus[0], "housekeeping_cpus = %d\n" % cpus[0]),
+                       ("housekeeping_cpus = none", "housekeeping_cpus = none\n")] if len(cpus) > 1 else []):
+    other = Agent(log_level="info", extra_config=config).start()
+    try:
+        bench_vm(other)
+        measure(other, label)
+    finally:
+        other.cleanup()
+if len(cpus) == 1:
+    print("one CPU only (%d): the placement variants are skipped" % cpus[0])
 agent = Agent(log_level="info").start()
 try:
     bench_vm(agent)
-    if len(cpus) > 1:
-        placed = Agent(log_level="info", extra_config="housekeeping_cpus = %d\n" % cpus[0]).start()
-        bench_vm(placed)
-        print("second agent: housekeeping_cpus = %d, guest CPUs %s" %
-              (cpus[0], placed.request("GET", "/v1/host", record=False).json["cpu_placement"]["guest_cpus"]))
-    else:
-        print("one CPU only (%d): no housekeeping_cpus agent" % cpus[0])
-    def agent_time():
-        """The agent's own time in the two handlers (sum, count) from its request histogram."""
-        text = agent.request("GET", "/metrics", record=False).raw
-        tot, cnt = 0.0, 0
-        for line in text.splitlines():
-            if 'route="/v1/vms/{id}/memslots"' in line or 'route="/v1/vms/{id}/memslots/{slot}"' in line:
-                if line.startswith("kvmfleet_http_request_duration_seconds_sum{") and ('"POST"' in line or '"DELETE"' in line):
-                    tot += float(line.rsplit(" ", 1)[1])
-                if line.startswith("kvmfleet_http_request_duration_seconds_count{") and ('"POST"' in line or '"DELETE"' in line):
-                    cnt += int(float(line.rsplit(" ", 1)[1]))
-        return tot, cnt
-
     # The HTTP floor: libmicrohttpd configured like kvmfleetd on a unix socket, answering with a
     # body the size of a memslot object.
     bare_sock = os.path.join(agent.dir, "bare.sock")
@@ -250,23 +277,13 @@ try:
             if os.path.exists(bare_sock):
                 break
             time.sleep(0.01)
-        t_before = agent_time()
-        # The create+delete measurement itself is C (bench/memslot-rest.c): Python's http.client and
-        # ioctl wrappers cost tens of microseconds per call on their own.
-        subprocess.run([os.path.join(build, "bench", "memslot-rest"), agent.socket, "bench", str(n), bare_sock] +
-                       ([placed.socket] if placed else []), check=True)
-        t_after = agent_time()
+        measure(agent, "the default configuration (housekeeping_cpus = auto)", bare_sock)
     finally:
         bare.terminate()
         bare.wait()
-    pairs = (t_after[1] - t_before[1]) / 2
-    print("  agent handlers (POST + DELETE), mean from its own histogram over %d pairs  %9.1f us" %
-          (pairs, (t_after[0] - t_before[0]) / max(1, pairs) * 1e6))
     if os.environ.get("MEMSLOT_DIRTY_LOG", "1") == "0":
         sys.exit(0)
     dirty_log_bench(agent, max(3, n // 40))
 finally:
     agent.cleanup()
-    if placed:
-        placed.cleanup()
 PY

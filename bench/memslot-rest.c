@@ -9,16 +9,24 @@
  * memslot update (x86's kvm_arch_memslots_updated), so a VM with a halted vCPU pays for waking it,
  * and that part is KVM's, not the agent's.
  *
- * Usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET [PLACED_API_SOCKET]]
+ * The client waits for a response as libcurl (kvmfleetctl) does, in poll() and then recv(). A
+ * recv() that blocks on a unix stream socket is also woken when the server reads the request (the
+ * kernel wakes every sleeper on the sender's socket once the skb is freed, and only poll-style
+ * waiters filter that wake-up by event), which costs the server an inter-processor interrupt per
+ * request that no ordinary client causes.
+ *
+ * One agent at a time: a second agent answering interleaved pairs on the same CPUs leaves its own
+ * after-reply work (its result row, its memslot pool's spare) on the first one's measurement.
+ *
+ * Usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET]
  *   API_SOCKET   the agent's unix socket; VM a running VM's name or uuid
  *   BARE_SOCKET  optional: bench/bare-http listening on a unix socket; the same POST + DELETE
- *                exchange against it is the HTTP floor of libmicrohttpd plus this client ("-": none)
- *   PLACED_API_SOCKET  optional: a second agent, configured with housekeeping_cpus, with a running
- *                VM of the same name; its pairs are interleaved with the others
+ *                exchange against it is the HTTP floor of libmicrohttpd plus this client
  * Prints one line per measurement: name, median and p99 in microseconds. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -76,6 +84,9 @@ static int http_exchange(int fd, const char *method, const char *path, const cha
         size_t got = 0, need = 0;
         char *hdr_end = NULL;
         for (;;) {
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                if (poll(&pfd, 1, -1) < 0)
+                        return -errno;
                 ssize_t k = recv(fd, buf + got, size - 1 - got, 0);
                 if (k <= 0)
                         return k < 0 ? -errno : -ECONNRESET;
@@ -221,12 +232,11 @@ static int raw_pair(RawVm *v) {
 }
 
 int main(int argc, char **argv) {
-        if (argc < 4 || argc > 6) {
-                fprintf(stderr, "usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET [PLACED_API_SOCKET]]\n");
+        if (argc < 4 || argc > 5) {
+                fprintf(stderr, "usage: memslot-rest API_SOCKET VM ITERATIONS [BARE_SOCKET]\n");
                 return 2;
         }
-        const char *api = argv[1], *vm = argv[2], *bare = argc >= 5 && strcmp(argv[4], "-") ? argv[4] : NULL,
-                   *placed_api = argc == 6 ? argv[5] : NULL;
+        const char *api = argv[1], *vm = argv[2], *bare = argc == 5 ? argv[4] : NULL;
         size_t iterations = strtoul(argv[3], NULL, 10);
         if (iterations == 0)
                 return fprintf(stderr, "ITERATIONS must be positive\n"), 2;
@@ -245,9 +255,8 @@ int main(int argc, char **argv) {
                halted = { .name = "raw x2 on a VM with a halted vCPU" },
                kept = { .name = "REST POST + DELETE, one kept connection" },
                fresh = { .name = "REST POST + DELETE, new connection each" },
-               placed = { .name = "REST POST + DELETE, kept, housekeeping_cpus" },
                floor = { .name = "bare libmicrohttpd POST + DELETE, kept" };
-        Series *all[] = { &raw, &halted, &kept, &fresh, &placed, &floor };
+        Series *all[] = { &raw, &halted, &kept, &fresh, &floor };
         const size_t n_series = sizeof all / sizeof all[0];
         for (size_t i = 0; i < n_series; i++)
                 if (!(all[i]->us = calloc(iterations, sizeof(double))))
@@ -256,15 +265,12 @@ int main(int argc, char **argv) {
         int api_fd = connect_unix(api);
         if (api_fd < 0)
                 return fprintf(stderr, "%s: %s\n", api, strerror(-api_fd)), 1;
-        int bare_fd = -1, placed_fd = -1;
+        int bare_fd = -1;
         if (bare && (bare_fd = connect_unix(bare)) < 0)
                 return fprintf(stderr, "%s: %s\n", bare, strerror(-bare_fd)), 1;
-        if (placed_api && (placed_fd = connect_unix(placed_api)) < 0)
-                return fprintf(stderr, "%s: %s\n", placed_api, strerror(-placed_fd)), 1;
         /* One untimed round of each: first-use costs (statement preparation, page faults) are not the
          * steady state this measures. */
-        if (rest_pair(api_fd, vm, buf) < 0 || (bare_fd >= 0 && bare_pair(bare_fd, buf) < 0) ||
-            (placed_fd >= 0 && rest_pair(placed_fd, vm, buf) < 0))
+        if (rest_pair(api_fd, vm, buf) < 0 || (bare_fd >= 0 && bare_pair(bare_fd, buf) < 0))
                 return 1;
 
         for (size_t i = 0; i < iterations; i++) {
@@ -290,13 +296,6 @@ int main(int argc, char **argv) {
                 close(fd);
                 record(&fresh, t0, now_ns());
 
-                if (placed_fd >= 0) {
-                        t0 = now_ns();
-                        if (rest_pair(placed_fd, vm, buf) < 0)
-                                return 1;
-                        record(&placed, t0, now_ns());
-                }
-
                 if (bare_fd >= 0) {
                         t0 = now_ns();
                         if (bare_pair(bare_fd, buf) < 0)
@@ -317,7 +316,7 @@ int main(int argc, char **argv) {
                 printf("  %-44s %9.1f / %9.1f", s->name, m, percentile(s, 0.99));
                 if (s != &raw && s != &floor)
                         printf("   %+8.1f us over raw (%.1fx)", m - raw_median, m / raw_median);
-                if (s == &kept || s == &fresh || s == &placed)
+                if (s == &kept || s == &fresh)
                         printf(", %+8.1f over raw with a halted vCPU", m - halted_median);
                 printf("\n");
                 free(s->us);
@@ -325,8 +324,6 @@ int main(int argc, char **argv) {
         close(api_fd);
         if (bare_fd >= 0)
                 close(bare_fd);
-        if (placed_fd >= 0)
-                close(placed_fd);
         /* the halted vCPU thread ends with the process */
         return 0;
 }

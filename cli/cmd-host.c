@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "json-util.h"
+#include "str-util.h"
 #include "table.h"
 
 static int no_args(int argc, char **argv, const char *cmd) {
@@ -37,10 +38,10 @@ int cmd_host_info(Client *c, int argc, char **argv) {
         printf("KVM:             %s, API version %s\n", json_str(kvm, "type"), json_str(kvm, "api_version") ? json_str(kvm, "api_version") : "-");
         json_object *placement = NULL;
         if (json_object_object_get_ex(o, "cpu_placement", &placement) && placement)
-                printf("CPU placement:   housekeeping on %s, guests on %s\n", json_str(placement, "housekeeping_cpus"),
-                       json_str(placement, "guest_cpus"));
+                printf("CPU placement:   housekeeping on %s%s, guests on %s\n", json_str(placement, "housekeeping_cpus"),
+                       streq_ptr(json_str(placement, "mode"), "auto") ? " (auto)" : "", json_str(placement, "guest_cpus"));
         else
-                printf("CPU placement:   none (housekeeping_cpus is not set)\n");
+                printf("CPU placement:   none\n");
         if (json_object_object_get_ex(kvm, "capabilities", &caps)) {
                 Table *t = table_new(2, (const char *const[]){ "CAPABILITY", "VALUE" });
                 json_object_object_foreach(caps, k, v) table_add_row(t, (const char *const[]){ k, json_object_get_string(v) });

@@ -1,8 +1,10 @@
 """housekeeping_cpus (docs/configuration.md, "CPU placement") on real processes: the agent's
 threads and a running VMM's main thread on the housekeeping CPUs, its vCPU, virtio I/O and
 memslot-pool threads on the rest (the vCPUs on the spec's cpuset where it has one); both lists in
-GET /v1/host, `kvmfleetctl host info` and the VMM's status; without the key every thread keeps the affinity it was started with; a bad or unusable
-list stops the agent with a message naming it. Thread placement is read from
+GET /v1/host, `kvmfleetctl host info` and the VMM's status. Without the key (auto) the agent and
+each VMM's main thread share the first of the agent's CPUs and the guests' threads keep all of
+them; with `none` every thread keeps the affinity it was started with; a bad or unusable list
+stops the agent with a message naming it. Thread placement is read from
 /proc/PID/task/TID/status (Cpus_allowed_list), as the kernel applies it."""
 import json
 import os
@@ -99,7 +101,7 @@ def housekeeping_cpus_place_the_agent_and_each_vmms_threads():
     try:
         r = agent.request("GET", "/v1/host", template="/v1/host")
         check_eq(r.status, 200, repr(r))
-        check_eq(r.json["cpu_placement"], {"housekeeping_cpus": hk, "guest_cpus": guest})
+        check_eq(r.json["cpu_placement"], {"housekeeping_cpus": hk, "guest_cpus": guest, "mode": "list"})
         for tid, (comm, allowed) in threads(agent.proc.pid).items():
             check_eq(allowed, hk, "agent thread %s (%d)" % (comm, tid))
         p = subprocess.run([os.path.join(BUILD, "kvmfleetctl"), "--socket", agent.socket, "host", "info"],
@@ -127,14 +129,57 @@ def housekeeping_cpus_place_the_agent_and_each_vmms_threads():
 
 
 @test
-def without_housekeeping_cpus_every_thread_keeps_its_affinity():
+def by_default_the_agent_and_each_vmms_main_thread_share_one_cpu():
+    need_two_cpus()
+    hk, every = str(MINE[0]), cpu_list(MINE)
     agent = Agent().start()
+    try:
+        r = agent.request("GET", "/v1/host", template="/v1/host")
+        check_eq(r.json["cpu_placement"], {"housekeeping_cpus": hk, "guest_cpus": every, "mode": "auto"})
+        p = subprocess.run([os.path.join(BUILD, "kvmfleetctl"), "--socket", agent.socket, "host", "info"],
+                           capture_output=True, text=True, timeout=30)
+        check("CPU placement:   housekeeping on %s (auto), guests on %s\n" % (hk, every) in p.stdout, p.stdout)
+        check("Control plane on CPU %s (housekeeping_cpus = auto)" % hk in agent.log(), agent.log()[-2000:])
+        for tid, (comm, allowed) in threads(agent.proc.pid).items():
+            check_eq(allowed, hk, "agent thread %s (%d)" % (comm, tid))
+        uuid, vmm = start_vm(agent, "shared")
+        roles = by_role(threads(vmm), vmm)
+        check(roles["vcpu"] and roles["io"] and roles["pool"], "VMM threads: %r" % roles)
+        check_eq([a for _, a in roles["main"]], [hk], "the VMM's main thread")
+        for comm, allowed in roles["vcpu"] + roles["io"] + roles["pool"]:
+            check_eq(allowed, every, "VMM thread %s" % comm)
+        check_eq(vmm_status(agent, uuid)["cpu_placement"], {"housekeeping_cpus": hk, "guest_cpus": every})
+    finally:
+        agent.cleanup()
+
+
+@test
+def auto_on_an_agent_with_one_cpu_places_nothing():
+    only = {MINE[-1]}
+    os.sched_setaffinity(0, only)
+    try:
+        agent = Agent().start()
+    finally:
+        os.sched_setaffinity(0, set(MINE))
+    try:
+        check_eq(agent.request("GET", "/v1/host").json["cpu_placement"], None)
+        uuid, vmm = start_vm(agent, "single")
+        for tid, (comm, allowed) in threads(vmm).items():
+            check_eq(allowed, str(MINE[-1]), "VMM thread %s (%d)" % (comm, tid))
+        check_eq(vmm_status(agent, uuid)["cpu_placement"], None)
+    finally:
+        agent.cleanup()
+
+
+@test
+def with_none_every_thread_keeps_its_affinity():
+    agent = Agent(extra_config="housekeeping_cpus = none\n").start()
     try:
         r = agent.request("GET", "/v1/host", template="/v1/host")
         check_eq(r.json["cpu_placement"], None)
         p = subprocess.run([os.path.join(BUILD, "kvmfleetctl"), "--socket", agent.socket, "host", "info"],
                            capture_output=True, text=True, timeout=30)
-        check("CPU placement:   none (housekeeping_cpus is not set)\n" in p.stdout, p.stdout)
+        check("CPU placement:   none\n" in p.stdout, p.stdout)
         mine = cpu_list(MINE)
         for tid, (comm, allowed) in threads(agent.proc.pid).items():
             check_eq(allowed, mine, "agent thread %s (%d)" % (comm, tid))
@@ -153,7 +198,7 @@ def when_no_other_cpu_is_left_guests_share_the_housekeeping_cpus():
     agent = Agent(extra_config="housekeeping_cpus = %s\n" % every).start()
     try:
         r = agent.request("GET", "/v1/host")
-        check_eq(r.json["cpu_placement"], {"housekeeping_cpus": every, "guest_cpus": every})
+        check_eq(r.json["cpu_placement"], {"housekeeping_cpus": every, "guest_cpus": every, "mode": "list"})
         check("no other CPU is left" in agent.log(), agent.log()[-2000:])
     finally:
         agent.cleanup()
@@ -187,7 +232,8 @@ def refused(value, want):
 @test
 def a_malformed_list_stops_the_agent_naming_the_line():
     for value in ("2-1", "zero", "0,,1", "1024", "0-3,^0-3"):
-        refused(value, "kvmfleetd.conf:8: housekeeping_cpus must be a list of CPUs 0-1023 such as 0-1,4, not \"%s\"" % value)
+        refused(value, "kvmfleetd.conf:8: housekeeping_cpus must be auto, none or a list of CPUs 0-1023 such as 0-1,4, "
+                       "not \"%s\"" % value)
 
 
 @test

@@ -22,8 +22,35 @@ TEST(defaults) {
         CHECK_STREQ(c->inventory, "/var/lib/kvmfleet/inventory.db");
         CHECK(c->listen_tcp == NULL);
         CHECK_EQ_INT(c->socket_mode, 0660);
+        CHECK_EQ_INT(c->housekeeping, HOUSEKEEPING_AUTO);
         CHECK(c->housekeeping_cpus == NULL);
         agent_config_free(c);
+}
+
+TEST(housekeeping_cpus_auto_none_or_a_list) {
+        static const struct {
+                const char *text;
+                HousekeepingMode mode;
+                const char *list;
+        } cases[] = {
+                { "[agent]\nhousekeeping_cpus = none\n", HOUSEKEEPING_NONE, NULL },
+                { "[agent]\nhousekeeping_cpus = auto\n", HOUSEKEEPING_AUTO, NULL },
+                { "[agent]\nhousekeeping_cpus =\n", HOUSEKEEPING_AUTO, NULL },
+                { "[agent]\nhousekeeping_cpus = 2,1\nhousekeeping_cpus = none\n", HOUSEKEEPING_NONE, NULL },
+                { "[agent]\nhousekeeping_cpus = none\nhousekeeping_cpus = 1-2\n", HOUSEKEEPING_LIST, "1-2" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                AgentConfig *c = NULL;
+                char *err = NULL;
+                ASSERT_EQ_INT(load_text(cases[i].text, &c, &err), 0);
+                CHECK_EQ_INT(c->housekeeping, cases[i].mode);
+                if (cases[i].list)
+                        CHECK_STREQ(c->housekeeping_cpus, cases[i].list);
+                else
+                        CHECK(c->housekeeping_cpus == NULL);
+                agent_config_free(c);
+                free(err);
+        }
 }
 
 TEST(values_and_derived_paths) {
@@ -42,6 +69,7 @@ TEST(values_and_derived_paths) {
         CHECK_EQ_INT(c->max_body, 2 << 20);
         CHECK_EQ_INT(c->threads, 8);
         CHECK_EQ_INT(c->socket_mode, 0600);
+        CHECK_EQ_INT(c->housekeeping, HOUSEKEEPING_LIST);
         CHECK_STREQ(c->housekeeping_cpus, "0,3");
         agent_config_free(c);
         free(err);
@@ -68,7 +96,7 @@ TEST(errors_name_the_line) {
         expect_error("[agent]\nmax_body = 1GiB\n", ":2: max_body must be a size between 1KiB and 256MiB");
         expect_error("[agent]\nthreads = 0\n", ":2: threads must be an integer 1-64");
         expect_error("[agent]\nsocket_mode = 999\n", ":2: socket_mode must be an octal mode");
-        expect_error("[agent]\nhousekeeping_cpus = 2-1\n", ":2: housekeeping_cpus must be a list of CPUs 0-1023 such as 0-1,4, not \"2-1\"");
+        expect_error("[agent]\nhousekeeping_cpus = 2-1\n", ":2: housekeeping_cpus must be auto, none or a list of CPUs 0-1023 such as 0-1,4, not \"2-1\"");
         expect_error("[agnet]\nx = 1\n", ":2: unknown section [agnet]");
         expect_error("[agent]\njust some words\n", ":2: syntax error");
 }

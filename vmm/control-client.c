@@ -2,12 +2,14 @@
 #include "control-client.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +33,8 @@ static int64_t now_ms(void) {
 
 typedef struct PooledConn {
         char path[sizeof(((struct sockaddr_un *) 0)->sun_path)];
-        int fd; /* -1: free entry */
+        int fd;         /* -1: free entry */
+        int timeout_ms; /* the SO_RCVTIMEO set on fd; 0: none yet */
         uint64_t last_used;
 } PooledConn;
 
@@ -39,30 +42,24 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static PooledConn pool[POOL_SIZE] = { [0 ... POOL_SIZE - 1] = { .fd = -1 } };
 static uint64_t pool_clock;
 
-/* A kept connection whose peer hung up (the VMM exited) or has unread data is useless. */
-static bool conn_idle_and_alive(int fd) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        return poll(&p, 1, 0) == 0;
-}
-
-static int pool_take(const char *path) {
+/* A kept connection is taken without looking at it first: one whose VMM went away fails the send
+ * (EPIPE), and the call then connects afresh; a call that did not complete never puts its
+ * connection back, so a kept one has nothing unread. */
+static int pool_take(const char *path, int *ret_timeout_ms) {
         int fd = -1;
         pthread_mutex_lock(&pool_lock);
         for (size_t i = 0; i < POOL_SIZE && fd < 0; i++) {
                 if (pool[i].fd < 0 || !streq(pool[i].path, path))
                         continue;
-                int candidate = pool[i].fd;
+                fd = pool[i].fd;
+                *ret_timeout_ms = pool[i].timeout_ms;
                 pool[i].fd = -1;
-                if (conn_idle_and_alive(candidate))
-                        fd = candidate;
-                else
-                        close(candidate);
         }
         pthread_mutex_unlock(&pool_lock);
         return fd;
 }
 
-static void pool_put(const char *path, int fd) {
+static void pool_put(const char *path, int fd, int timeout_ms) {
         size_t victim = 0;
         pthread_mutex_lock(&pool_lock);
         for (size_t i = 0; i < POOL_SIZE; i++) {
@@ -77,8 +74,66 @@ static void pool_put(const char *path, int fd) {
                 close(pool[victim].fd);
         strcpy(pool[victim].path, path);
         pool[victim].fd = fd;
+        pool[victim].timeout_ms = timeout_ms;
         pool[victim].last_used = ++pool_clock;
         pthread_mutex_unlock(&pool_lock);
+}
+
+/* Each thread receives replies into a buffer of its own that holds the largest reply, so that a
+ * reply is one recv() (SOCK_SEQPACKET drops what does not fit). Its pages are only touched as far
+ * as replies reach, and given back after a large one. */
+#define REPLY_BUFFER_SIZE (CLIENT_REPLY_MAX + 4096)
+#define REPLY_BUFFER_KEEP (64 * 1024)
+_Static_assert(REPLY_BUFFER_SIZE > CLIENT_REPLY_MAX, "a reply must fit whole");
+
+static pthread_key_t reply_buffer_key;
+static pthread_once_t reply_buffer_once = PTHREAD_ONCE_INIT;
+
+static void reply_buffer_free(void *p) {
+        munmap(p, REPLY_BUFFER_SIZE);
+}
+
+static void reply_buffer_key_init(void) {
+        if (pthread_key_create(&reply_buffer_key, reply_buffer_free) != 0)
+                abort();
+}
+
+static char *reply_buffer(void) {
+        pthread_once(&reply_buffer_once, reply_buffer_key_init);
+        char *p = pthread_getspecific(reply_buffer_key);
+        if (p)
+                return p;
+        p = mmap(NULL, REPLY_BUFFER_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+        if (pthread_setspecific(reply_buffer_key, p) != 0) {
+                munmap(p, REPLY_BUFFER_SIZE);
+                return NULL;
+        }
+        return p;
+}
+
+/* One reply within timeout_ms (SO_RCVTIMEO, set only when it differs from *fd_timeout_ms). */
+static ssize_t recv_reply(int fd, char *buf, int timeout_ms, int *fd_timeout_ms) {
+        int64_t deadline = now_ms() + timeout_ms;
+        for (;;) {
+                if (timeout_ms != *fd_timeout_ms) {
+                        struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+                        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+                                return -errno;
+                        *fd_timeout_ms = timeout_ms;
+                }
+                ssize_t n = recv(fd, buf, REPLY_BUFFER_SIZE, MSG_TRUNC);
+                if (n >= 0)
+                        return n;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        return -ETIMEDOUT;
+                if (errno != EINTR)
+                        return -errno;
+                timeout_ms = (int) (deadline - now_ms());
+                if (timeout_ms <= 0)
+                        return -ETIMEDOUT;
+        }
 }
 
 void vmm_control_forget(const char *socket_path) {
@@ -109,10 +164,10 @@ static int control_call(const char *socket_path, const char *method, json_object
         static unsigned next_id = 1;
         _cleanup_close_ int fd = -1;
         _cleanup_json_ json_object *req = NULL, *reply = NULL;
-        _cleanup_free_ char *buf = NULL;
+        char *buf;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         unsigned id = __atomic_fetch_add(&next_id, 1, __ATOMIC_RELAXED);
-        int64_t deadline = now_ms() + timeout_ms;
+        int fd_timeout_ms = 0, r;
         JsonError e;
         ssize_t n;
 
@@ -127,52 +182,36 @@ static int control_call(const char *socket_path, const char *method, json_object
                 return -ENOMEM;
         const char *text = json_to_string(req);
 
-        fd = pool_take(socket_path);
+        if (timeout_ms <= 0)
+                return -ETIMEDOUT;
+        buf = reply_buffer();
+        if (!buf)
+                return -ENOMEM;
+        fd = pool_take(socket_path, &fd_timeout_ms);
         if (fd >= 0 && send(fd, text, strlen(text), MSG_NOSIGNAL) < 0) {
-                /* The kept connection broke before the VMM saw the request (a VMM restarted on
-                 * the same path, say): nothing was done, so a fresh connection may try again. */
+                /* The kept connection broke before the VMM saw the request (the VMM exited, or one
+                 * restarted on the same path): nothing was done, so a fresh connection may try again. */
                 close(TAKE_FD(fd));
         } else if (fd >= 0)
                 goto sent;
+        fd_timeout_ms = 0;
         fd = connect_to(&sa);
         if (fd < 0)
                 return fd;
         if (send(fd, text, strlen(text), MSG_NOSIGNAL) < 0)
                 return -errno;
 sent:
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                int64_t left = deadline - now_ms();
-                if (left <= 0)
-                        return -ETIMEDOUT;
-                int k = poll(&p, 1, (int) left);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -ETIMEDOUT;
-                break;
-        }
-        /* SOCK_SEQPACKET: a peek with MSG_TRUNC gives the whole message's length. */
-        n = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+        n = recv_reply(fd, buf, timeout_ms, &fd_timeout_ms);
         if (n < 0)
-                return -errno;
+                return (int) n;
         if (n == 0)
                 return -ECONNRESET;
-        if (n > CLIENT_REPLY_MAX)
-                return -EMSGSIZE;
-        buf = malloc((size_t) n + 1);
-        if (!buf)
-                return -ENOMEM;
-        n = recv(fd, buf, (size_t) n + 1, MSG_TRUNC);
-        if (n < 0)
-                return -errno;
-        if (n == 0)
-                return -ECONNRESET;
-        if (n > CLIENT_REPLY_MAX)
-                return -EMSGSIZE;
-        if (json_parse(buf, (size_t) n, 64, &reply, &e) < 0 || !json_object_is_type(reply, json_type_object))
+        r = n > CLIENT_REPLY_MAX ? -EMSGSIZE : json_parse(buf, (size_t) n, 64, &reply, &e);
+        if (n > REPLY_BUFFER_KEEP)
+                (void) madvise(buf + REPLY_BUFFER_KEEP, REPLY_BUFFER_SIZE - REPLY_BUFFER_KEEP, MADV_DONTNEED);
+        if (r == -EMSGSIZE)
+                return r;
+        if (r < 0 || !json_object_is_type(reply, json_type_object))
                 return -EBADMSG;
 
         json_object *result, *error, *rid;
@@ -180,7 +219,7 @@ sent:
             json_object_get_int64(rid) != id)
                 return -EBADMSG;
         /* A complete exchange: the connection is in a known state and can serve the next call. */
-        pool_put(socket_path, TAKE_FD(fd));
+        pool_put(socket_path, TAKE_FD(fd), fd_timeout_ms);
         if (json_object_object_get_ex(reply, "result", &result)) {
                 if (ret_result)
                         *ret_result = json_object_get(result);

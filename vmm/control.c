@@ -13,6 +13,7 @@
 
 #include "apicv.h"
 #include "json-util.h"
+#include "log.h"
 #include "memslot-control.h"
 #include "nested-control.h"
 #include "snapshot.h"
@@ -313,8 +314,13 @@ int control_handle(Vm *vm, const char *msg, size_t len, char **ret_reply, Contro
         pending_reply = NULL;
         const char *text = json_to_string(reply);
         if (strlen(text) > CONTROL_REPLY_MAX) {
+                size_t size = strlen(text);
+                json_object *id = NULL;
+                json_object_object_get_ex(reply, "id", &id);
+                json_object_get(id);
                 json_object_put(TAKE_PTR(reply));
-                r = reply_error(NULL, "payload_too_large", "reply exceeds %d bytes", CONTROL_REPLY_MAX);
+                r = reply_error(id, "payload_too_large", "the reply of %zu bytes exceeds %d bytes", size, CONTROL_REPLY_MAX);
+                json_object_put(id);
                 if (r < 0)
                         return r;
                 reply = pending_reply;
@@ -327,4 +333,32 @@ int control_handle(Vm *vm, const char *msg, size_t len, char **ret_reply, Contro
         *ret_reply = copy;
         *ret_action = action;
         return 0;
+}
+
+int control_reply_too_large(const char *msg, size_t len, size_t reply_len, char **ret_reply) {
+        _cleanup_json_ json_object *req = NULL;
+        json_object *id = NULL;
+        JsonError e;
+        if (len <= CONTROL_MESSAGE_MAX && json_parse(msg, len, 16, &req, &e) >= 0)
+                json_object_object_get_ex(req, "id", &id);
+        int r = reply_error(id, "payload_too_large", "the reply of %zu bytes does not fit the control socket", reply_len);
+        if (r < 0)
+                return r;
+        _cleanup_json_ json_object *reply = pending_reply;
+        pending_reply = NULL;
+        char *copy = strdup(json_to_string(reply));
+        if (!copy)
+                return -ENOMEM;
+        *ret_reply = copy;
+        return 0;
+}
+
+void control_conn_setup(int fd) {
+        /* A SOCK_SEQPACKET message must fit the sender's buffer (the default, wmem_default, is about
+         * 208 KiB here): make room for the largest reply. SO_SNDBUFFORCE passes the system's
+         * limit (net.core.wmem_max) where the VMM may; SO_SNDBUF is capped by it. */
+        int size = CONTROL_REPLY_MAX + 64 * 1024;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) < 0)
+                log_debug_errno(errno, "Cannot enlarge a control connection's send buffer: %m");
 }

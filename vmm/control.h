@@ -26,3 +26,10 @@ typedef enum ControlAction {
 /* Handles one request packet (len may exceed CONTROL_MESSAGE_MAX when it was truncated) and returns
  * the reply text (caller frees). Never fails on bad input: that yields an error reply. */
 int control_handle(Vm *vm, const char *msg, size_t len, char **ret_reply, ControlAction *ret_action);
+
+/* The reply to send instead of one the socket refused as too large (EMSGSIZE): payload_too_large,
+ * with the request's id when msg has one. */
+int control_reply_too_large(const char *msg, size_t len, size_t reply_len, char **ret_reply);
+
+/* Sets up an accepted control connection: a send buffer that holds the largest reply. */
+void control_conn_setup(int fd);

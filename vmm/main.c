@@ -264,8 +264,13 @@ static void control_serve(Vm *vm, int ep, int fd, char *buf, unsigned *n_conns) 
                 log_error_errno(r, "Failed to handle a control request: %m");
                 return;
         }
-        if (send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                log_debug_errno(errno, "Failed to send a control reply: %m");
+        if (send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+                log_warning_errno(errno, "Failed to send a control reply of %zu bytes: %m", strlen(reply));
+                /* Said in a short reply rather than left for the client to wait out its timeout. */
+                _cleanup_free_ char *err = NULL;
+                if (errno == EMSGSIZE && control_reply_too_large(buf, (size_t) n, strlen(reply), &err) >= 0)
+                        (void) send(fd, err, strlen(err), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         memslot_pool_wake(vm->mem ? vm->mem->pool : NULL);
         if (action == CONTROL_ACTION_STOP) {
                 log_info("Stop requested over the control socket.");
@@ -419,6 +424,7 @@ static int run(int argc, char **argv) {
                                         break;
                                 }
                                 if (kind == CONN_CONTROL_LISTEN) {
+                                        control_conn_setup(c);
                                         if (epoll_add(ep, CONN_CONTROL, c) < 0) {
                                                 close(c);
                                                 break;

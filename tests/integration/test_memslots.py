@@ -142,6 +142,43 @@ def pattern_words(v, gpa, pages):
     return [v.read_u64(gpa + i * 4096) for i in range(pages)]
 
 
+# ---- replies larger than a socket's default send buffer ----
+
+def big_dirty_bitmap(v):
+    s = v.result("memslot.create", {"gpa": "1GiB", "size": "8GiB", "flags": {"dirty_log": True}})
+    return v.call("memslot.dirty_log", {"slot": s["slot"], "bitmap": True})
+
+
+@test
+def an_8_gib_dirty_bitmap_fits_the_control_connection():
+    check_kvm()
+
+    def body(v):
+        r = big_dirty_bitmap(v)
+        check("result" in r, repr(r)[:300])
+        check_eq(len(base64.b64decode(r["result"]["bitmap"])), 8 * GiB // 4096 // 8)
+    with_vmm(body)
+
+
+@test
+def a_reply_the_socket_cannot_take_is_answered_with_an_error():
+    """With the send buffer left at the system default (tests/shim/sndbuf-default.c: SO_SNDBUFFORCE
+    refused, SO_SNDBUF without effect, as for a VMM without CAP_NET_ADMIN on a host with the default
+    net.core.wmem_max), the 341 KiB reply cannot be sent: the VMM says so in a short error reply with
+    the request's id rather than leaving the client to wait out its timeout."""
+    check_kvm()
+    shim = os.path.join(BUILD, "tests", "shim", "libsndbuf-default.so")
+    with open("/proc/sys/net/core/wmem_default") as f:
+        if int(f.read()) >= 2 * 400 * 1024:
+            skip("net.core.wmem_default is large enough for the reply: nothing to refuse")
+
+    def body(v):
+        r = big_dirty_bitmap(v)
+        check_eq((r.get("id"), r.get("error", {}).get("code")), (1, "payload_too_large"), repr(r)[:300])
+        check_eq(v.result("status")["state"], "running", "the connection still serves requests")
+    with_vmm(body, env={"LD_PRELOAD": shim})
+
+
 # ---- guest-visible behaviour ----
 
 @test

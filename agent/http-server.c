@@ -317,8 +317,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         char ct[128];
         media_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE), ct, sizeof ct);
         req.content_type = ct;
-        uuid_generate_str(req.request_id);
-        describe_peer(l, c, req.actor, sizeof req.actor);
+        uuid_generate_fast_str(req.request_id);
+        const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (sc && sc->socket_context)
+                snprintf(req.actor, sizeof req.actor, "%s", (const char *) sc->socket_context);
+        else
+                describe_peer(l, c, req.actor, sizeof req.actor);
         uint64_t start_usec = now_monotonic_usec();
 
         if (ctx->too_large) {
@@ -349,6 +353,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return ret;
 }
 
+/* Who is at the other end, found once when a connection opens: a unix peer's credentials are those
+ * it had at connect() and do not change, so the requests of a kept connection need not ask again. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        Listener *l = cls;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                char actor[sizeof(((HttpRequest *) NULL)->actor)];
+                describe_peer(l, c, actor, sizeof actor);
+                *socket_context = strdup(actor); /* NULL: each request asks itself */
+        } else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+                *socket_context = mfree(*socket_context);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
         Listener *l = cls;
         ConnCtx *ctx = *con_cls;
@@ -374,6 +391,7 @@ static struct MHD_Daemon *start_daemon(Manager *m, Listener *l, int fd) {
                                 on_request, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                                 MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
                                 (unsigned) m->config->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 60, MHD_OPTION_CONNECTION_LIMIT, (unsigned) 1024,
                                 MHD_OPTION_END);
 }

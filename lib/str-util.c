@@ -271,14 +271,57 @@ int base64_decode(const char *s, void **ret, size_t *ret_len) {
         return 0;
 }
 
+static void uuid_format(const unsigned char b[16], char out[37]) {
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+        for (size_t i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        out[o++] = '-';
+                out[o++] = hex[b[i] >> 4];
+                out[o++] = hex[b[i] & 15];
+        }
+        out[o] = 0;
+}
+
+static uint64_t rotl64(uint64_t x, int k) {
+        return (x << k) | (x >> (64 - k));
+}
+
 int uuid_generate_str(char out[37]) {
         unsigned char b[16];
         if (getrandom(b, sizeof b, 0) != sizeof b)
                 return -errno;
         b[6] = (b[6] & 0x0F) | 0x40;
         b[8] = (b[8] & 0x3F) | 0x80;
-        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
-                 b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        uuid_format(b, out);
+        return 0;
+}
+
+int uuid_generate_fast_str(char out[37]) {
+        static __thread uint64_t st[4];
+        static __thread bool seeded;
+        if (!seeded) {
+                if (getrandom(st, sizeof st, 0) != sizeof st)
+                        return -errno;
+                if (!(st[0] | st[1] | st[2] | st[3]))
+                        st[0] = 1; /* the one state xoshiro cannot leave */
+                seeded = true;
+        }
+        unsigned char b[16];
+        for (size_t half = 0; half < 2; half++) {
+                /* xoshiro256** */
+                uint64_t r = rotl64(st[1] * 5, 7) * 9, t = st[1] << 17;
+                st[2] ^= st[0];
+                st[3] ^= st[1];
+                st[1] ^= st[2];
+                st[0] ^= st[3];
+                st[2] ^= t;
+                st[3] = rotl64(st[3], 45);
+                memcpy(b + half * 8, &r, 8);
+        }
+        b[6] = (b[6] & 0x0F) | 0x40;
+        b[8] = (b[8] & 0x3F) | 0x80;
+        uuid_format(b, out);
         return 0;
 }
 

@@ -50,4 +50,8 @@ int base64_decode(const char *s, void **ret, size_t *ret_len);
 
 /* Random 128-bit UUID v4 as 36 chars + NUL; uuid_is_valid checks the textual form. */
 int uuid_generate_str(char out[37]);
+/* The same form from a generator of the calling thread's own (xoshiro256**, seeded with getrandom()
+ * on the thread's first call): for identifiers that need to be unique, not unguessable (request
+ * ids), at no system call each. */
+int uuid_generate_fast_str(char out[37]);
 bool uuid_is_valid(const char *s);

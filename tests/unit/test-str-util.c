@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 
+#include <pthread.h>
+
 #include "str-util.h"
 #include "test.h"
 
@@ -109,4 +111,38 @@ TEST(uuid) {
         CHECK_EQ_INT(u[14], '4');
         CHECK(!uuid_is_valid("not-a-uuid"));
         CHECK(!uuid_is_valid("0123456789abcdef0123456789abcdef0123"));
+}
+
+#define FAST_IDS 20000
+
+static int cmp_id(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+static void *fast_ids(void *userdata) {
+        char (*ids)[37] = userdata;
+        for (size_t i = 0; i < FAST_IDS; i++)
+                if (uuid_generate_fast_str(ids[i]) < 0)
+                        ids[i][0] = 0;
+        return NULL;
+}
+
+TEST(fast_uuids_are_v4_and_distinct_across_threads) {
+        char (*ids)[37] = calloc(2 * FAST_IDS, 37);
+        pthread_t t;
+        ASSERT(ids);
+        fast_ids(ids);
+        ASSERT(pthread_create(&t, NULL, fast_ids, ids + FAST_IDS) == 0);
+        pthread_join(t, NULL);
+        size_t bad = 0;
+        for (size_t i = 0; i < 2 * FAST_IDS; i++)
+                if (!uuid_is_valid(ids[i]) || ids[i][14] != '4' || !strchr("89ab", ids[i][19]))
+                        bad++;
+        CHECK_EQ_INT(bad, 0);
+        qsort(ids, 2 * FAST_IDS, 37, cmp_id);
+        size_t same = 0;
+        for (size_t i = 1; i < 2 * FAST_IDS; i++)
+                same += strcmp(ids[i - 1], ids[i]) == 0;
+        CHECK_EQ_INT(same, 0);
+        free(ids);
 }

@@ -265,10 +265,11 @@ static void control_serve(Vm *vm, int ep, int fd, char *buf, unsigned *n_conns) 
                 return;
         }
         if (send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-                log_warning_errno(errno, "Failed to send a control reply of %zu bytes: %m", strlen(reply));
+                int e = errno;
+                log_warning_errno(e, "Failed to send a control reply of %zu bytes: %m", strlen(reply));
                 /* Said in a short reply rather than left for the client to wait out its timeout. */
                 _cleanup_free_ char *err = NULL;
-                if (errno == EMSGSIZE && control_reply_too_large(buf, (size_t) n, strlen(reply), &err) >= 0)
+                if (e == EMSGSIZE && control_reply_too_large(buf, (size_t) n, strlen(reply), &err) >= 0)
                         (void) send(fd, err, strlen(err), MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         memslot_pool_wake(vm->mem ? vm->mem->pool : NULL);

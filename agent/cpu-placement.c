@@ -10,8 +10,21 @@
 #include "log.h"
 #include "macro.h"
 
+/* Moves the calling thread onto hk and fills *ret with both lists. */
+static int place(const cpu_set_t *hk, const cpu_set_t *guest, bool automatic, CpuPlacement *ret) {
+        _cleanup_free_ char *hk_list = NULL, *guest_list = NULL;
+        int r;
+        if ((r = cpuset_format(hk, &hk_list)) < 0 || (r = cpuset_format(guest, &guest_list)) < 0)
+                return r;
+        if (sched_setaffinity(0, sizeof *hk, hk) < 0)
+                return -errno;
+        *ret = (CpuPlacement){ .housekeeping_cpus = TAKE_PTR(hk_list), .guest_cpus = TAKE_PTR(guest_list),
+                               .automatic = automatic };
+        return 0;
+}
+
 int cpu_placement_apply(const char *want, CpuPlacement *ret, char **ret_error) {
-        _cleanup_free_ char *hk_list = NULL, *guest_list = NULL, *allowed_list = NULL;
+        _cleanup_free_ char *allowed_list = NULL;
         cpu_set_t wanted, allowed, hk, guest;
         int r;
 
@@ -31,24 +44,20 @@ int cpu_placement_apply(const char *want, CpuPlacement *ret, char **ret_error) {
         CPU_XOR(&guest, &allowed, &hk);
         if (CPU_COUNT(&guest) == 0)
                 guest = allowed;
-        if ((r = cpuset_format(&hk, &hk_list)) < 0 || (r = cpuset_format(&guest, &guest_list)) < 0)
+        if ((r = place(&hk, &guest, false, ret)) < 0)
                 return r;
         if (!CPU_EQUAL(&hk, &wanted))
                 log_warning("housekeeping_cpus \"%s\": only CPUs %s of these are available to the agent (its CPUs: %s).",
-                            want, hk_list, allowed_list);
-        if (sched_setaffinity(0, sizeof hk, &hk) < 0)
-                return -errno;
+                            want, ret->housekeeping_cpus, allowed_list);
         if (CPU_EQUAL(&guest, &allowed))
-                log_notice("Housekeeping on CPUs %s; no other CPU is left, so guests share them.", hk_list);
+                log_notice("Housekeeping on CPUs %s; no other CPU is left, so guests share them.", ret->housekeeping_cpus);
         else
-                log_info("Housekeeping on CPUs %s; vCPU, device I/O and memslot-pool threads on CPUs %s.", hk_list, guest_list);
-        ret->housekeeping_cpus = TAKE_PTR(hk_list);
-        ret->guest_cpus = TAKE_PTR(guest_list);
+                log_info("Housekeeping on CPUs %s; vCPU, device I/O and memslot-pool threads on CPUs %s.",
+                         ret->housekeeping_cpus, ret->guest_cpus);
         return 0;
 }
 
 int cpu_placement_auto(CpuPlacement *ret) {
-        _cleanup_free_ char *hk_list = NULL, *guest_list = NULL;
         cpu_set_t allowed, hk;
         int r;
 
@@ -65,15 +74,10 @@ int cpu_placement_auto(CpuPlacement *ret) {
                         CPU_SET(cpu, &hk);
                         break;
                 }
-        if ((r = cpuset_format(&hk, &hk_list)) < 0 || (r = cpuset_format(&allowed, &guest_list)) < 0)
+        if ((r = place(&hk, &allowed, true, ret)) < 0)
                 return r;
-        if (sched_setaffinity(0, sizeof hk, &hk) < 0)
-                return -errno;
         log_info("Control plane on CPU %s (housekeeping_cpus = auto): the agent and each VMM's control thread; "
-                 "vCPU, device I/O and memslot-pool threads on CPUs %s.", hk_list, guest_list);
-        ret->housekeeping_cpus = TAKE_PTR(hk_list);
-        ret->guest_cpus = TAKE_PTR(guest_list);
-        ret->automatic = true;
+                 "vCPU, device I/O and memslot-pool threads on CPUs %s.", ret->housekeeping_cpus, ret->guest_cpus);
         return 0;
 }
 
